@@ -1,0 +1,306 @@
+"""BentoML shell: a batching model service on the GPU and the public API in front of it.
+
+All image and model logic lives in the framework-free `swaparoony` package; this file declares the
+typed APIs, routes model runs through BentoML's adaptive batching and maps domain errors to HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Annotated, Any, Literal
+
+import bentoml
+import numpy as np
+import PIL.Image
+from _bentoml_sdk import IODescriptor
+from pydantic import BaseModel, BeforeValidator, Field, WrapValidator
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartParser
+from starlette.responses import JSONResponse, Response
+
+from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
+from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
+from swaparoony.model_set import ModelSet
+from swaparoony.settings import MIB, Settings
+from swaparoony.types import Frame, Latent, SwapItem
+
+logger = logging.getLogger("swaparoony")
+logger.setLevel(logging.INFO)
+settings = Settings.from_env()
+
+# Starlette spools uploads over 1 MiB to a temporary file; faces must never touch the disk.
+MultiPartParser.spool_max_size = settings.max_upload_bytes + MIB
+
+TIMEOUT_S = 300
+"""The booth frontend waits up to 5 minutes; a slow CPU node with many destinations needs most of it."""
+BATCHING = {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
+
+
+def _keep_upload_bytes(value: Any, handler: Any) -> Any:
+    """Hold the uploaded file as bytes in memory; the engine decodes it and reports bad images as 4xx."""
+    if isinstance(value, UploadFile):
+        return value.file.read()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return handler(value)
+
+
+ImageUpload = Annotated[PIL.Image.Image, WrapValidator(_keep_upload_bytes)]
+"""Declared as an image so Swagger UI offers a file picker; arrives in the API as the raw bytes."""
+FaceId = Annotated[int, Field(ge=1, le=10_000, description="1-based, faces counted left to right")]
+OutputFormat = Literal["jpeg", "png", "webp"]
+
+
+def _names(value: Any) -> Any:
+    """Accept a JSON list, or one name / comma-separated names as a plain form field."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()] or None
+    return value
+
+
+DestinationNames = Annotated[list[str] | None, BeforeValidator(_names)]
+
+
+class SwapBatchItem(IODescriptor):
+    """One swapper run as it crosses from the API service to the model service (pickled, not JSON)."""
+
+    crop: np.ndarray
+    latent: np.ndarray
+
+
+class SwappedImageOut(BaseModel):
+    destination_name: str
+    image_data: str = Field(description="base64 of the encoded image")
+    media_type: str
+    width: int
+    height: int
+
+
+class SkippedOut(BaseModel):
+    destination_name: str
+    reason: str
+
+
+class SwapResponse(BaseModel):
+    success: bool
+    message: str
+    faces_detected_in_source: int
+    swapped_images: list[SwappedImageOut]
+    skipped: list[SkippedOut]
+
+
+class FaceOut(BaseModel):
+    face_id: int
+    bbox: list[float] = Field(description="x1, y1, x2, y2 in pixels of the upright upload")
+    score: float
+
+
+class DestinationOut(BaseModel):
+    name: str
+    width: int
+    height: int
+    faces: int
+    reason: str | None = None
+
+
+def error_response(exc: SwaparoonyError) -> JSONResponse:
+    """The JSON body every API error has: a message a person can act on, and a short code."""
+    return JSONResponse({"error": str(exc), "code": exc.short}, status_code=exc.status)
+
+
+def swap_response(outcome: SwapOutcome) -> SwapResponse:
+    """Domain outcome to the public JSON shape, images base64-encoded."""
+    return SwapResponse(
+        success=True,
+        message=f"Successfully swapped face onto {len(outcome.swapped)} images",
+        faces_detected_in_source=outcome.faces_detected_in_source,
+        swapped_images=[
+            SwappedImageOut(
+                destination_name=image.destination_name,
+                image_data=base64.b64encode(image.data).decode("ascii"),
+                media_type=image.media_type,
+                width=image.width,
+                height=image.height,
+            )
+            for image in outcome.swapped
+        ],
+        skipped=[SkippedOut(destination_name=s.destination_name, reason=s.reason) for s in outcome.skipped],
+    )
+
+
+@bentoml.service(name="swaparoony-models", resources={"gpu": 1}, workers=1, traffic={"timeout": TIMEOUT_S})
+class FaceModels:
+    """Owns the ONNX Runtime sessions; one worker, so a GPU holds one copy of each model."""
+
+    def __init__(self) -> None:
+        self.model_set: ModelSet | None = None
+        self.problem: str | None = None
+        try:
+            self.model_set = ModelSet.load(settings.models_dir, settings.providers, settings.detection_threshold)
+            logger.info("models ready, providers %s", self.model_set.providers)
+        except AcceleratorUnavailable:
+            raise  # refuse to start rather than run a GPU deployment silently on CPU
+        except ModelsUnavailable as exc:
+            self.problem = str(exc)
+            logger.error("models unavailable; APIs answer 503 until fixed and restarted:\n%s", exc)
+
+    def __is_ready__(self) -> bool:
+        return self.model_set is not None
+
+    @bentoml.api
+    def status(self) -> dict[str, Any]:
+        """Whether the models loaded, and if not, what to do about it."""
+        providers = self.model_set.providers if self.model_set else {}
+        return {"ready": self.model_set is not None, "problem": self.problem, "providers": providers}
+
+    @bentoml.api(**BATCHING)
+    def detect(self, canvases: list[np.ndarray]) -> list[np.ndarray]:
+        """Detector rows per 640x640 canvas."""
+        return self._models().detect(canvases)
+
+    @bentoml.api(**BATCHING)
+    def embed(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Identity latents per aligned 112x112 crop."""
+        return self._models().embed(crops)
+
+    @bentoml.api(**BATCHING)
+    def swap(self, items: list[SwapBatchItem]) -> list[np.ndarray]:
+        """Swapped 128x128 crops."""
+        return self._models().swap([SwapItem(item.crop, item.latent) for item in items])
+
+    def _models(self) -> ModelSet:
+        if self.model_set is None:
+            raise bentoml.exceptions.ServiceUnavailable(self.problem or "models not loaded")
+        return self.model_set
+
+
+class BatchedFaceModels:
+    """The engine's FaceModels, calling the model service (remote and batched, or in-process)."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    async def _call(self, name: str, batch: list[Any]) -> list[Any]:
+        if hasattr(self.service, "to_async"):
+            return await getattr(self.service.to_async, name)(batch)
+        return await asyncio.to_thread(getattr(self.service, name), batch)
+
+    async def _status(self) -> dict[str, Any]:
+        if hasattr(self.service, "to_async"):
+            return await self.service.to_async.status()
+        return self.service.status()
+
+    async def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
+        return await self._call("detect", canvases)
+
+    async def embed(self, crops: list[Frame]) -> list[Latent]:
+        return await self._call("embed", crops)
+
+    async def swap(self, items: list[SwapItem]) -> list[Frame]:
+        return await self._call("swap", [SwapBatchItem(crop=i.crop, latent=i.latent) for i in items])
+
+
+@bentoml.service(name="swaparoony", traffic={"timeout": TIMEOUT_S})
+class Swaparoony:
+    """Face swap onto the preloaded destination portraits. Faces are numbered left to right from 1."""
+
+    models = bentoml.depends(FaceModels)
+
+    def __init__(self) -> None:
+        self._engine: SwapEngine | None = None
+        self._starting = asyncio.Lock()
+
+    @bentoml.on_startup
+    async def analyse_destinations_now(self) -> None:
+        """Prepare the gallery as soon as the model service answers, not on the first request."""
+        asyncio.get_running_loop().create_task(self._prepare_with_retries())
+
+    async def _prepare_with_retries(self) -> None:
+        for _ in range(600):
+            try:
+                await self.engine()
+                return
+            except ModelsUnavailable:
+                return  # a person must fix the files; every API says how
+            except ServiceNotReady:
+                await asyncio.sleep(1.0)
+
+    async def engine(self) -> SwapEngine:
+        """The engine, built once; raises ServiceNotReady with the reason until it can be."""
+        if self._engine is not None:
+            return self._engine
+        async with self._starting:
+            if self._engine is None:
+                try:
+                    status = await BatchedFaceModels(self.models)._status()
+                except Exception as exc:  # the model service is still starting
+                    raise ServiceNotReady(f"The model service is starting ({type(exc).__name__}); retry shortly.") from exc
+                if not status["ready"]:
+                    raise ModelsUnavailable(status["problem"])
+                self._engine = await SwapEngine.start(BatchedFaceModels(self.models), settings)
+        return self._engine
+
+    async def __is_ready__(self) -> bool:
+        try:
+            await self.engine()
+        except SwaparoonyError:
+            return False
+        return True
+
+    @bentoml.api(route="/swap")
+    async def swap(
+        self,
+        image: ImageUpload,
+        source_face_id: FaceId = 1,
+        destination_face_id: FaceId = 1,
+        destinations: DestinationNames = None,
+        output_format: OutputFormat = "jpeg",
+    ) -> SwapResponse:
+        """Swap one face of the upload into every selected destination (all by default)."""
+        options = SwapOptions(source_face_id, destination_face_id, tuple(destinations or ()), output_format)
+        try:
+            outcome = await (await self.engine()).swap(image, options)
+        except SwaparoonyError as exc:
+            return error_response(exc)
+        return swap_response(outcome)
+
+    @bentoml.api(route="/swap_image")
+    async def swap_image(
+        self,
+        image: ImageUpload,
+        destination: str,
+        source_face_id: FaceId = 1,
+        destination_face_id: FaceId = 1,
+        output_format: OutputFormat = "jpeg",
+    ) -> PIL.Image.Image:
+        """Swap into one destination and return the picture itself, shown inline in Swagger UI."""
+        options = SwapOptions(source_face_id, destination_face_id, (destination,), output_format)
+        try:
+            outcome = await (await self.engine()).swap(image, options)
+        except SwaparoonyError as exc:
+            return error_response(exc)
+        (result,) = outcome.swapped
+        return Response(result.data, media_type=result.media_type)
+
+    @bentoml.api(route="/faces")
+    async def faces(self, image: ImageUpload) -> list[FaceOut]:
+        """The faces found in an upload, left to right, to help choose source_face_id."""
+        try:
+            found = await (await self.engine()).find_faces(image)
+        except SwaparoonyError as exc:
+            return error_response(exc)
+        return [FaceOut(face_id=i, bbox=[round(v, 1) for v in f.bbox], score=round(f.score, 4)) for i, f in enumerate(found, 1)]
+
+    @bentoml.api(route="/destinations")
+    async def destinations(self) -> list[DestinationOut]:
+        """The destination gallery, with each portrait's face count or why it cannot be used."""
+        try:
+            gallery = (await self.engine()).gallery
+        except SwaparoonyError as exc:
+            return error_response(exc)
+        return [
+            DestinationOut(name=d.name, width=d.size[0], height=d.size[1], faces=len(d.faces), reason=d.reason)
+            for d in gallery.destinations.values()
+        ]

@@ -1,0 +1,138 @@
+"""The request path: one detection and one embedding per upload, one swap per destination."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from .errors import FaceIdOutOfRange, NoFaceFound
+from .face_detector import faces_from_detections, letterbox
+from .face_helper import align_matrix, crop_face, paste_back
+from .face_recognizer import RECOGNIZER_SIZE
+from .gallery import Destination, Gallery
+from .model_set import FaceModels
+from .settings import Settings
+from .types import Face, Frame, SwapItem
+from .vision import MEDIA_TYPES, OutputFormat, decode_image, encode_image
+
+
+@dataclass(frozen=True)
+class SwapOptions:
+    """What the person asked for; face ids are 1-based, counted left to right."""
+
+    source_face_id: int = 1
+    destination_face_id: int = 1
+    destinations: tuple[str, ...] | None = None
+    output_format: OutputFormat = "jpeg"
+
+
+@dataclass(frozen=True)
+class SwappedImage:
+    """One encoded result."""
+
+    destination_name: str
+    data: bytes
+    media_type: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A destination that was asked for but could not take the swap, and why."""
+
+    destination_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SwapOutcome:
+    """Everything a swap request produced."""
+
+    faces_detected_in_source: int
+    swapped: list[SwappedImage]
+    skipped: list[Skipped]
+
+
+class SwapEngine:
+    """Runs swaps against a gallery prepared once; CPU stages run in threads to keep the loop free."""
+
+    def __init__(self, models: FaceModels, gallery: Gallery, settings: Settings) -> None:
+        self.models = models
+        self.gallery = gallery
+        self.settings = settings
+
+    @classmethod
+    async def start(cls, models: FaceModels, settings: Settings) -> SwapEngine:
+        """Analyse the destinations (the only detection they ever get) and return a ready engine."""
+        gallery = await Gallery.load(settings.destinations_dir, models, settings.max_pixels)
+        return cls(models, gallery, settings)
+
+    async def find_faces(self, upload: bytes) -> list[Face]:
+        """Faces in the upload, left to right."""
+        frame = await asyncio.to_thread(self._decode, upload)
+        return await self._detect(frame)
+
+    async def swap(self, upload: bytes, options: SwapOptions) -> SwapOutcome:
+        """Swap the chosen upload face into the chosen face of each selected destination."""
+        destinations = self.gallery.select(list(options.destinations) if options.destinations else None)
+        frame = await asyncio.to_thread(self._decode, upload)
+        faces = await self._detect(frame)
+        source = pick_face(faces, options.source_face_id, "source_face_id", "the upload")
+        crop = crop_face(frame, align_matrix(source.landmarks, RECOGNIZER_SIZE), RECOGNIZER_SIZE)
+        (latent,) = await self.models.embed([crop])
+
+        targets, skipped = [], []
+        for destination in destinations:
+            reason = _unusable(destination, options.destination_face_id)
+            if reason:
+                skipped.append(Skipped(destination.name, reason))
+            else:
+                targets.append(destination)
+        if not targets:
+            raise FaceIdOutOfRange(
+                "No destination could take the swap: " + "; ".join(f"{s.destination_name}: {s.reason}" for s in skipped)
+            )
+        face_index = options.destination_face_id - 1
+        swapped_crops = await self.models.swap([SwapItem(d.faces[face_index].crop, latent) for d in targets])
+        swapped = await asyncio.gather(
+            *(
+                asyncio.to_thread(self._compose, destination, swapped_crop, face_index, options.output_format)
+                for destination, swapped_crop in zip(targets, swapped_crops)
+            )
+        )
+        return SwapOutcome(len(faces), list(swapped), skipped)
+
+    def _decode(self, upload: bytes) -> Frame:
+        return decode_image(upload, self.settings.max_upload_bytes, self.settings.max_pixels)
+
+    async def _detect(self, frame: Frame) -> list[Face]:
+        canvas, scale = await asyncio.to_thread(letterbox, frame)
+        (detections,) = await self.models.detect([canvas])
+        return faces_from_detections(detections, scale)
+
+    def _compose(self, destination: Destination, crop: Frame, face_index: int, output_format: OutputFormat) -> SwappedImage:
+        result = paste_back(destination.frame, crop, destination.faces[face_index].region)
+        width, height = destination.size
+        data = encode_image(result, output_format, self.settings.jpeg_quality)
+        return SwappedImage(destination.name, data, MEDIA_TYPES[output_format], width, height)
+
+
+def pick_face(faces: list[Face], face_id: int, parameter: str, where: str) -> Face:
+    """The face_id-th face (1-based), or an error that says how many there are."""
+    if not faces:
+        raise NoFaceFound(f"No face was found in {where}. Use a well-lit photo with a clearly visible, front-facing face.")
+    if not 1 <= face_id <= len(faces):
+        raise FaceIdOutOfRange(
+            f"{parameter}={face_id} is out of range: {len(faces)} face(s) found in {where}; "
+            f"use 1 to {len(faces)}, counted left to right."
+        )
+    return faces[face_id - 1]
+
+
+def _unusable(destination: Destination, face_id: int) -> str | None:
+    if destination.reason:
+        return destination.reason
+    if not 1 <= face_id <= len(destination.faces):
+        return f"destination_face_id={face_id} is out of range: it has {len(destination.faces)} face(s)"
+    return None

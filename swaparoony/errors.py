@@ -1,0 +1,96 @@
+"""Domain errors, each carrying the HTTP status a client should see.
+
+SwaparoonyError
+├── BadRequest (400)
+│   ├── UndecodableImage
+│   └── UnknownDestination (404)
+├── UploadTooLarge (413)
+├── UnsupportedImageFormat (415)
+├── NoFaceFound (422)
+├── FaceIdOutOfRange (422)
+└── ServiceNotReady (503)
+    ├── ModelsUnavailable
+    │   ├── ModelFileMissing
+    │   └── ModelFileInvalid
+    └── AcceleratorUnavailable
+"""
+
+from __future__ import annotations
+
+
+class SwaparoonyError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    status = 500
+    short = "error"
+
+
+class BadRequest(SwaparoonyError):
+    """The request's parameters cannot be used as given."""
+
+    status = 400
+    short = "bad_request"
+
+
+class UndecodableImage(BadRequest):
+    """The upload is not a readable image."""
+
+    short = "invalid_image"
+
+
+class UnknownDestination(BadRequest):
+    """A destination name that is not in the gallery."""
+
+    status = 404
+    short = "unknown_destination"
+
+
+class UploadTooLarge(SwaparoonyError):
+    """The upload exceeds the byte or pixel limit."""
+
+    status = 413
+    short = "too_large"
+
+
+class UnsupportedImageFormat(SwaparoonyError):
+    """The upload is an image in a format the service does not accept."""
+
+    status = 415
+    short = "unsupported_format"
+
+
+class NoFaceFound(SwaparoonyError):
+    """The upload holds no detectable face."""
+
+    status = 422
+    short = "no_face"
+
+
+class FaceIdOutOfRange(SwaparoonyError):
+    """A 1-based face index outside the faces that were found."""
+
+    status = 422
+    short = "face_id_out_of_range"
+
+
+class ServiceNotReady(SwaparoonyError):
+    """The service is up but cannot swap yet."""
+
+    status = 503
+    short = "not_ready"
+
+
+class ModelsUnavailable(ServiceNotReady):
+    """The model files could not be loaded."""
+
+
+class ModelFileMissing(ModelsUnavailable):
+    """One or more model files are not where the service looked."""
+
+
+class ModelFileInvalid(ModelsUnavailable):
+    """A model file exists but is corrupt or breaks the expected contract."""
+
+
+class AcceleratorUnavailable(ServiceNotReady):
+    """CUDA was asked for but ONNX Runtime came up on CPU; the service refuses to start."""

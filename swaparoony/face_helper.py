@@ -1,0 +1,125 @@
+"""Pure geometry on arrays: landmark alignment, the feathered blend mask and paste-back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .types import AffineMatrix, Face, Frame, Landmarks5, Mask
+
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+"""Where ArcFace expects the five landmarks in a 112x112 crop."""
+
+
+def alignment_template(size: int) -> np.ndarray:
+    """The landmark template for a square crop, as insightface's estimate_norm builds it."""
+    if size % 112 == 0:
+        return ARCFACE_TEMPLATE * (size / 112.0)
+    # 128-pixel crops (inswapper) keep the 112 template's scale and shift it 8 px right.
+    ratio = size / 128.0
+    return ARCFACE_TEMPLATE * ratio + np.array([8.0 * ratio, 0.0])
+
+
+def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> AffineMatrix:
+    """Least-squares similarity transform (Umeyama 1991) mapping src points onto dst points."""
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    covariance = dst_c.T @ src_c / len(src)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1, 1] = -1
+    rotation = u @ sign @ vt
+    scale = np.trace(np.diag(singular) @ sign) / src_c.var(axis=0).sum()
+    translation = dst_mean - scale * rotation @ src_mean
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+def align_matrix(landmarks: Landmarks5, size: int) -> AffineMatrix:
+    """The frame-to-crop transform that puts a face's landmarks on the template."""
+    return estimate_similarity(landmarks.astype(np.float64), alignment_template(size))
+
+
+def crop_face(frame: Frame, matrix: AffineMatrix, size: int) -> Frame:
+    """Warp the face into a square, aligned crop of the given size."""
+    return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+def feather_mask(size: int, margin: int, sigma: float) -> Mask:
+    """A crop-sized blend weight: 1 in the middle, falling smoothly to exactly 0 at the border.
+
+    The margin keeps the swapper's least reliable pixels (the crop's edge, mostly hair and background)
+    out of the blend; the blur hides the seam.
+    """
+    mask = np.zeros((size, size), dtype=np.float32)
+    mask[margin:-margin, margin:-margin] = 1.0
+    mask = cv2.GaussianBlur(mask, (0, 0), sigma)
+    mask[:2, :] = mask[-2:, :] = mask[:, :2] = mask[:, -2:] = 0.0
+    return mask
+
+
+@dataclass(frozen=True)
+class PasteRegion:
+    """Where an aligned crop lands in its frame: a box, the crop-to-box warp and the warped mask."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    matrix: AffineMatrix
+    mask: Mask
+
+
+def paste_region(frame_shape: tuple[int, ...], matrix: AffineMatrix, crop_mask: Mask) -> PasteRegion:
+    """Precompute, once per destination face, the box and mask that paste-back blends within."""
+    size = crop_mask.shape[0]
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], dtype=np.float64)
+    mapped = corners @ inverse.T
+    height, width = frame_shape[:2]
+    x0, y0 = (max(0, int(np.floor(v))) for v in mapped.min(axis=0))
+    x1 = min(width, int(np.ceil(mapped[:, 0].max())) + 1)
+    y1 = min(height, int(np.ceil(mapped[:, 1].max())) + 1)
+    local = inverse.copy()
+    local[:, 2] -= (x0, y0)
+    mask = cv2.warpAffine(crop_mask, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return PasteRegion(x0, y0, x1, y1, local, mask)
+
+
+def paste_back(frame: Frame, crop: Frame, region: PasteRegion) -> Frame:
+    """Blend a swapped crop into a copy of the frame, touching only the face's box."""
+    out = frame.copy()
+    box = out[region.y0 : region.y1, region.x0 : region.x1]
+    warped = cv2.warpAffine(
+        crop, region.matrix, (box.shape[1], box.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    weight = region.mask[..., None]
+    blended = box.astype(np.float32) * (1.0 - weight) + warped.astype(np.float32) * weight
+    box[...] = np.rint(blended).astype(np.uint8)
+    return out
+
+
+def sort_left_to_right(faces: list[Face]) -> list[Face]:
+    """Order faces by their box's left edge, the order people count them in on a photo."""
+    return sorted(faces, key=lambda face: (face.bbox[0], face.bbox[1]))
+
+
+def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Greedy NMS: indices of boxes kept, highest score first."""
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = scores.argsort()[::-1]
+    keep: list[int] = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
+        overlap = w * h / (areas[best] + areas[rest] - w * h)
+        order = rest[overlap <= threshold]
+    return keep

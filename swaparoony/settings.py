@@ -1,0 +1,89 @@
+"""Configuration read once from SWAPAROONY_* environment variables into a frozen object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A configuration variable has a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator can tune; see the README's table of variables."""
+
+    models_dir: Path = Path("models")
+    destinations_dir: Path = Path("destinations")
+    providers: tuple[str, ...] | None = None
+    max_upload_bytes: int = 20 * MIB
+    max_pixels: int = 40_000_000
+    detection_threshold: float = 0.5
+    jpeg_quality: int = 90
+    max_batch_size: int = 32
+    max_latency_ms: int = 60_000
+    cors_origins: tuple[str, ...] = ()
+    api_token: str | None = None
+
+    @property
+    def models_dir_from_env(self) -> bool:
+        """Whether the operator pinned the models directory (it then wins over the Bento's models)."""
+        return "SWAPAROONY_MODELS_DIR" in os.environ
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment, naming the variable in any error."""
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            models_dir=Path(env.get("SWAPAROONY_MODELS_DIR", defaults.models_dir)),
+            destinations_dir=Path(env.get("SWAPAROONY_DESTINATIONS_DIR", defaults.destinations_dir)),
+            providers=_names(env, "SWAPAROONY_PROVIDERS") or None,
+            max_upload_bytes=_positive_int(env, "SWAPAROONY_MAX_UPLOAD_BYTES", defaults.max_upload_bytes),
+            max_pixels=_positive_int(env, "SWAPAROONY_MAX_PIXELS", defaults.max_pixels),
+            detection_threshold=_fraction(env, "SWAPAROONY_DETECTION_THRESHOLD", defaults.detection_threshold),
+            jpeg_quality=_bounded_int(env, "SWAPAROONY_JPEG_QUALITY", defaults.jpeg_quality, 1, 100),
+            max_batch_size=_positive_int(env, "SWAPAROONY_MAX_BATCH_SIZE", defaults.max_batch_size),
+            max_latency_ms=_positive_int(env, "SWAPAROONY_MAX_LATENCY_MS", defaults.max_latency_ms),
+            cors_origins=_names(env, "SWAPAROONY_CORS_ORIGINS"),
+            api_token=env.get("SWAPAROONY_API_TOKEN") or None,
+        )
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} must be between {low} and {high}")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    return _bounded_int(env, name, default, 1, 2**62)
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise SettingsError(f"{name}={value} must be between 0 and 1")
+    return value

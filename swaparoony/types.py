@@ -1,0 +1,40 @@
+"""Shared array aliases and value types, so every module speaks the same vocabulary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Frame = npt.NDArray[np.uint8]
+"""An HxWx3 uint8 image in BGR order (OpenCV's order, which the models' pre-processing expects)."""
+
+Landmarks5 = npt.NDArray[np.float32]
+"""Five (x, y) points: left eye, right eye, nose, left mouth corner, right mouth corner."""
+
+AffineMatrix = npt.NDArray[np.float64]
+"""A 2x3 affine transform from frame coordinates to crop coordinates."""
+
+Latent = npt.NDArray[np.float32]
+"""The swapper's identity input: an ArcFace embedding projected through inswapper's emap."""
+
+Mask = npt.NDArray[np.float32]
+"""An HxW float32 blend weight in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face in frame coordinates."""
+
+    bbox: tuple[float, float, float, float]
+    landmarks: Landmarks5
+    score: float
+
+
+@dataclass(frozen=True)
+class SwapItem:
+    """One swapper run: an aligned 128x128 destination crop and the source identity."""
+
+    crop: Frame
+    latent: Latent

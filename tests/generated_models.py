@@ -1,0 +1,173 @@
+"""Small ONNX models with the real files' contracts, and images with faces they can find.
+
+The detector reports a face wherever a bright square of FACE_SIDE pixels (in 640x640 detector space)
+is centred on a stride-32 anchor; its landmarks sit where ArcFace's template puts them, so alignment
+is a plain scale. The embedder's output depends on the crop and the swapper's on the latent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from swaparoony.face_helper import ARCFACE_TEMPLATE
+from swaparoony.model_specs import DETECTOR, RECOGNIZER, SWAPPER
+
+FACE_SIDE = 64
+OPSET = [helper.make_opsetid("", 17)]
+
+
+def _const(name: str, array: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def _level(nodes: list, inits: list, stride: int, coverage: str, live: bool) -> tuple[str, str, str]:
+    """Score, box and landmark outputs for one stride, laid out as SCRFD's (cells x 2 anchors)."""
+    s = f"s{stride}"
+    if live:
+        nodes.append(helper.make_node("Sub", [coverage, "cov_threshold"], [f"{s}_centered"]))
+        nodes.append(helper.make_node("Mul", [f"{s}_centered", "cov_gain"], [f"{s}_logit"]))
+        nodes.append(helper.make_node("Sigmoid", [f"{s}_logit"], [f"{s}_score1"]))
+    else:
+        nodes.append(helper.make_node("Mul", [coverage, "zero"], [f"{s}_score1"]))
+    nodes.append(helper.make_node("Mul", [coverage, "zero"], [f"{s}_zeros"]))
+    # Only the first anchor of a cell fires, so one face gives one box before NMS.
+    nodes.append(helper.make_node("Concat", [f"{s}_score1", f"{s}_zeros"], [f"{s}_score2"], axis=1))
+    half = FACE_SIDE / 2 / stride
+    box = np.full((1, 8, 1, 1), half, dtype=np.float32)
+    kps_points = (ARCFACE_TEMPLATE - 56.0) * (FACE_SIDE / 112.0) / stride
+    kps = np.tile(kps_points.reshape(-1), 2).reshape(1, 20, 1, 1).astype(np.float32)
+    inits += [_const(f"{s}_box", box), _const(f"{s}_kps", kps)]
+    nodes.append(helper.make_node("Add", [f"{s}_zeros", f"{s}_box"], [f"{s}_box8"]))
+    nodes.append(helper.make_node("Add", [f"{s}_zeros", f"{s}_kps"], [f"{s}_kps20"]))
+    names = []
+    for tensor, width in ((f"{s}_score2", 1), (f"{s}_box8", 4), (f"{s}_kps20", 10)):
+        nodes.append(helper.make_node("Transpose", [tensor], [f"{tensor}_t"], perm=[0, 2, 3, 1]))
+        inits.append(_const(f"{tensor}_shape", np.array([-1, width], dtype=np.int64)))
+        nodes.append(helper.make_node("Reshape", [f"{tensor}_t", f"{tensor}_shape"], [f"{tensor}_out"]))
+        names.append(f"{tensor}_out")
+    return names[0], names[1], names[2]
+
+
+def detector_model() -> onnx.ModelProto:
+    """det_10g's contract: input.1 [1,3,?,?] -> 9 outputs (scores, boxes, landmarks at strides 8/16/32)."""
+    nodes: list = []
+    inits = [
+        _const("zero", np.float32(0.0)),
+        _const("cov_threshold", np.float32(0.8)),
+        _const("cov_gain", np.float32(40.0)),
+        _const("bright_offset", np.float32(0.1)),
+        _const("bright_gain", np.float32(4.0)),
+    ]
+    nodes += [
+        helper.make_node("ReduceMean", ["input.1"], ["gray"], axes=[1], keepdims=1),
+        helper.make_node("Sub", ["gray", "bright_offset"], ["gray_c"]),
+        helper.make_node("Mul", ["gray_c", "bright_gain"], ["gray_g"]),
+        helper.make_node("Clip", ["gray_g", "zero_f", "one_f"], ["bright"]),
+    ]
+    inits += [_const("zero_f", np.float32(0.0)), _const("one_f", np.float32(1.0))]
+    outputs = {}
+    for stride in (8, 16, 32):
+        # Coverage of a FACE_SIDE window centred on each anchor (anchors sit on multiples of the stride).
+        kernel = FACE_SIDE if stride == 32 else stride
+        pads = [kernel // 2, kernel // 2, kernel // 2 - 1, kernel // 2 - 1] if stride == 32 else [0, 0, 0, 0]
+        nodes.append(
+            helper.make_node(
+                "AveragePool", ["bright"], [f"cov{stride}"], kernel_shape=[kernel, kernel],
+                strides=[stride, stride], pads=pads, count_include_pad=0,
+            )
+        )
+        outputs[stride] = _level(nodes, inits, stride, f"cov{stride}", live=stride == 32)
+    ordered = [outputs[s][0] for s in (8, 16, 32)] + [outputs[s][1] for s in (8, 16, 32)] + [outputs[s][2] for s in (8, 16, 32)]
+    for internal, spec in zip(ordered, DETECTOR.outputs):
+        nodes.append(helper.make_node("Identity", [internal], [spec.name]))
+    graph = helper.make_graph(
+        nodes, "generated_det_10g",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info(spec.name, TensorProto.FLOAT, ["anchors", spec.shape[1]]) for spec in DETECTOR.outputs],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=OPSET)
+
+
+def recognizer_model(seed: int = 7) -> onnx.ModelProto:
+    """w600k_r50's contract: input.1 [N,3,112,112] -> 683 [N,512], dynamic batch."""
+    rng = np.random.default_rng(seed)
+    weights = rng.standard_normal((3 * 14 * 14, 512)).astype(np.float32)
+    nodes = [
+        helper.make_node("AveragePool", ["input.1"], ["pooled"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "weights"], ["683"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "generated_w600k_r50",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
+        [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", 512])],
+        [_const("weights", weights)],
+    )
+    return helper.make_model(graph, opset_imports=OPSET)
+
+
+def swapper_model(seed: int = 11) -> onnx.ModelProto:
+    """inswapper_128's contract: target [1,3,128,128] + source [1,512] -> output, emap last initializer.
+
+    The output is half the target and half a flat colour chosen by the latent.
+    """
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("MatMul", ["source", "colour_weights"], ["colour_logit"]),
+        helper.make_node("Sigmoid", ["colour_logit"], ["colour"]),
+        helper.make_node("Reshape", ["colour", "colour_shape"], ["colour4"]),
+        helper.make_node("Mul", ["target", "half"], ["target_half"]),
+        helper.make_node("Mul", ["colour4", "half"], ["colour_half"]),
+        helper.make_node("Add", ["target_half", "colour_half"], ["output"]),
+    ]
+    inits = [
+        _const("colour_weights", (rng.standard_normal((512, 3)) * 4).astype(np.float32)),
+        _const("colour_shape", np.array([1, 3, 1, 1], dtype=np.int64)),
+        _const("half", np.float32(0.5)),
+        _const("emap", rng.standard_normal((512, 512)).astype(np.float32)),
+    ]
+    graph = helper.make_graph(
+        nodes, "generated_inswapper_128",
+        [
+            helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, 128, 128]),
+            helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 512]),
+        ],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 128, 128])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=OPSET)
+
+
+def write_models(models_dir: Path) -> Path:
+    """Write all three generated files in the layout the service reads."""
+    for spec, model in ((DETECTOR, detector_model()), (RECOGNIZER, recognizer_model()), (SWAPPER, swapper_model())):
+        path = models_dir / spec.relative_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+    return models_dir
+
+
+def draw_faces(size: tuple[int, int], centers: list[tuple[int, int]], scale: float = 1.0,
+               colours: list[tuple[int, int, int]] | None = None) -> np.ndarray:
+    """A dark BGR image with a bright square 'face' at each centre.
+
+    With scale s the image is meant to be letterboxed by 1/s, so centres should sit on multiples of
+    32*s and the squares are FACE_SIDE*s wide.
+    """
+    width, height = size
+    image = np.full((height, width, 3), 30, dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    image += rng.integers(0, 20, image.shape, dtype=np.uint8)  # texture, so changes are visible
+    half = int(FACE_SIDE * scale / 2)
+    for i, (cx, cy) in enumerate(centers):
+        colour = colours[i] if colours else (200, 210, 230)
+        image[cy - half : cy + half, cx - half : cx + half] = colour
+        # A darker 'eye line' so aligned crops are not uniform.
+        image[cy - half // 3 : cy - half // 3 + max(2, half // 8), cx - half + 4 : cx + half - 4] = (170, 180, 200)
+    return image
