@@ -36,8 +36,8 @@ def require_files(models_dir: Path, specs: Sequence[ModelSpec]) -> None:
     for spec in missing:
         lines.append(f"  {(models_dir / spec.relative_path).resolve()} (get it from {' or '.join(spec.sources)})")
     lines.append(
-        "Run `swaparoony models pull` (or copy the files there) and restart; "
-        "set SWAPAROONY_MODELS_DIR to look elsewhere. " + LICENCE
+        "Put the files there (buffalo_l.zip holds det_10g.onnx and w600k_r50.onnx) and restart, "
+        "or set SWAPAROONY_MODELS_DIR to where they are. " + LICENCE
     )
     raise ModelFileMissing("\n".join(lines))
 

@@ -1,0 +1,38 @@
+# Two entry points: `make serve` and `make test`. RUNTIME=gpu installs onnxruntime-gpu instead.
+PYTHON ?= python3
+VENV ?= .venv
+RUNTIME ?= cpu
+PORT ?= 3000
+BIN := $(VENV)/bin
+OPENCV := opencv-python-headless
+
+.PHONY: serve test install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[$(RUNTIME)]'
+	touch $@
+
+$(VENV)/.installed-dev-$(RUNTIME): pyproject.toml $(VENV)/.installed-$(RUNTIME)
+	$(BIN)/pip install -q -e '.[$(RUNTIME),dev]'
+	@# insightface depends on the GUI build of OpenCV (needs libGL); both builds share the cv2
+	@# folder, so remove both and put the headless one back.
+	$(BIN)/pip uninstall -q -y opencv-python $(OPENCV)
+	$(BIN)/pip install -q --no-deps $(OPENCV)
+	$(BIN)/python -c "import cv2, onnxruntime, bentoml, insightface; print('cv2', cv2.__version__, 'ok')"
+	touch $@
+
+install: $(VENV)/.installed-$(RUNTIME)
+install-dev: $(VENV)/.installed-dev-$(RUNTIME)
+
+serve: install
+	$(BIN)/bentoml serve service:Swaparoony --port $(PORT)
+
+test: install-dev
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV)
