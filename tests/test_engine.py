@@ -1,0 +1,64 @@
+"""The request path in-process on generated models: order, counts of model runs, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import UPLOAD_CENTERS, decode, encode, upload_image
+from swaparoony.engine import SwapEngine, SwapOptions
+from swaparoony.errors import FaceIdOutOfRange, NoFaceFound, UnknownDestination
+from swaparoony.model_set import LocalFaceModels, ModelSet
+from swaparoony.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def model_set(models_dir: Path) -> ModelSet:
+    return ModelSet.load(models_dir, None, 0.5)
+
+
+@pytest.fixture(scope="module")
+def engine(model_set: ModelSet, models_dir: Path, gallery_dir: Path) -> SwapEngine:
+    settings = Settings(models_dir=models_dir, destinations_dir=gallery_dir)
+    return asyncio.run(SwapEngine.start(LocalFaceModels(model_set), settings))
+
+
+def test_gallery_is_detected_once_in_one_batch(model_set: ModelSet, models_dir: Path, gallery_dir: Path) -> None:
+    fresh = ModelSet.load(models_dir, None, 0.5)
+    asyncio.run(SwapEngine.start(LocalFaceModels(fresh), Settings(destinations_dir=gallery_dir)))
+    assert fresh.runs == {"detect": 3}  # three readable destinations, nothing else
+
+
+def test_a_request_runs_one_detection_one_embedding_and_one_swap_per_destination(engine: SwapEngine, model_set: ModelSet) -> None:
+    model_set.runs.clear()
+    outcome = asyncio.run(engine.swap(encode(upload_image()), SwapOptions()))
+    assert len(outcome.swapped) == 2
+    assert model_set.runs == {"detect": 1, "embed": 1, "swap": 2}
+
+
+def test_faces_come_back_left_to_right(engine: SwapEngine) -> None:
+    faces = asyncio.run(engine.find_faces(encode(upload_image())))
+    xs = [round((f.bbox[0] + f.bbox[2]) / 2) for f in faces]
+    assert xs == sorted(x for x, _ in UPLOAD_CENTERS)
+
+
+def test_the_result_depends_on_the_chosen_source_face(engine: SwapEngine) -> None:
+    upload = encode(upload_image())
+    results = [
+        decode(asyncio.run(engine.swap(upload, SwapOptions(source_face_id=i, destinations=("one_face.jpg",), output_format="png"))).swapped[0].data)
+        for i in (1, 2)
+    ]
+    assert np.abs(results[0].astype(int) - results[1]).max() > 5
+
+
+def test_errors(engine: SwapEngine) -> None:
+    upload = encode(upload_image())
+    with pytest.raises(NoFaceFound):
+        asyncio.run(engine.swap(encode(np.full((200, 200, 3), 30, np.uint8)), SwapOptions()))
+    with pytest.raises(FaceIdOutOfRange, match="use 1 to 3"):
+        asyncio.run(engine.swap(upload, SwapOptions(source_face_id=9)))
+    with pytest.raises(UnknownDestination, match="nope.png"):
+        asyncio.run(engine.swap(upload, SwapOptions(destinations=("nope.png",))))

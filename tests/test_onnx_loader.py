@@ -1,0 +1,71 @@
+"""Loading model files: missing, corrupt, wrong contract, not the release file, CUDA asked for on CPU."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from generated_models import detector_model
+from swaparoony.errors import AcceleratorUnavailable, ModelFileInvalid, ModelFileMissing
+from swaparoony.model_set import ModelSet
+from swaparoony.model_specs import ALL_MODELS, DETECTOR, SWAPPER
+from swaparoony.onnx_loader import CPU, CUDA, default_providers, open_session, trailing_initializer
+
+
+def copy_models(models_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(models_dir, tmp_path / "models"))
+
+
+def test_generated_models_load_through_the_real_loader(models_dir: Path) -> None:
+    model_set = ModelSet.load(models_dir, None, 0.5)
+    assert set(model_set.providers) == {"detector", "recognizer", "swapper"}
+    assert not model_set.detector.batched and model_set.recognizer.batched and not model_set.swapper.batched
+
+
+def test_missing_files_are_listed_with_paths_and_sources(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileMissing) as caught:
+        ModelSet.load(tmp_path, None, 0.5)
+    for spec in ALL_MODELS:
+        assert str((tmp_path / spec.relative_path).resolve()) in str(caught.value)
+        assert spec.sources[0] in str(caught.value)
+
+
+def test_corrupt_file_names_the_file(models_dir: Path, tmp_path: Path) -> None:
+    copied = copy_models(models_dir, tmp_path)
+    (copied / SWAPPER.relative_path).write_bytes(b"<html>404 Not Found</html>")
+    with pytest.raises(ModelFileInvalid, match="inswapper_128.onnx.*corrupt"):
+        ModelSet.load(copied, None, 0.5)
+
+
+def test_wrong_contract_names_the_file_and_the_difference(models_dir: Path, tmp_path: Path) -> None:
+    copied = copy_models(models_dir, tmp_path)
+    onnx.save(detector_model(), str(copied / SWAPPER.relative_path))  # a detector where the swapper goes
+    with pytest.raises(ModelFileInvalid, match=r"inswapper_128.onnx: not a inswapper_128.onnx model: inputs are \['input.1'\]"):
+        ModelSet.load(copied, None, 0.5)
+
+
+def test_missing_emap_is_refused(models_dir: Path, tmp_path: Path) -> None:
+    copied = copy_models(models_dir, tmp_path)
+    path = copied / SWAPPER.relative_path
+    model = onnx.load(str(path))
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros((3,), np.float32), "tail"))
+    onnx.save(model, str(path))
+    with pytest.raises(ModelFileInvalid, match=r"last initializer has shape \(3,\)"):
+        trailing_initializer(path, SWAPPER)
+
+
+def test_non_release_file_only_warns(models_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        open_session(models_dir / DETECTOR.relative_path, DETECTOR, (CPU,))
+    assert "the release file has 16,923,827" in caplog.text
+
+
+@pytest.mark.skipif(CUDA in default_providers(), reason="needs an onnxruntime without CUDA")
+def test_cuda_asked_for_but_cpu_given_refuses_to_start(models_dir: Path) -> None:
+    with pytest.raises(AcceleratorUnavailable, match="CUDA was asked for"):
+        ModelSet.load(models_dir, (CUDA, CPU), 0.5)
