@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartParser
 from starlette.responses import JSONResponse, Response
 
+import compat
 from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
 from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
 from swaparoony.model_set import ModelSet
@@ -202,7 +203,21 @@ class BatchedFaceModels:
         return await self._call("swap", [SwapBatchItem(crop=i.crop, latent=i.latent) for i in items])
 
 
-@bentoml.service(name="swaparoony", traffic={"timeout": TIMEOUT_S})
+def http_config(origins: tuple[str, ...]) -> dict[str, Any]:
+    """CORS for the listed browser origins only; none by default."""
+    if not origins:
+        return {}
+    return {"cors": {
+        "enabled": True,
+        "access_control_allow_origins": list(origins),
+        "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
+        "access_control_allow_headers": ["Content-Type", "Authorization"],
+        "access_control_max_age": 600,
+    }}
+
+
+@bentoml.asgi_app(compat.app, path="/")
+@bentoml.service(name="swaparoony", traffic={"timeout": TIMEOUT_S}, http=http_config(settings.cors_origins))
 class Swaparoony:
     """Face swap onto the preloaded destination portraits. Faces are numbered left to right from 1."""
 

@@ -23,6 +23,7 @@ class SwaparoonyError(Exception):
 
     status = 500
     short = "error"
+    title = "Error"
 
 
 class BadRequest(SwaparoonyError):
@@ -30,12 +31,14 @@ class BadRequest(SwaparoonyError):
 
     status = 400
     short = "bad_request"
+    title = "Bad request"
 
 
 class UndecodableImage(BadRequest):
     """The upload is not a readable image."""
 
     short = "invalid_image"
+    title = "Invalid image"
 
 
 class UnknownDestination(BadRequest):
@@ -43,6 +46,7 @@ class UnknownDestination(BadRequest):
 
     status = 404
     short = "unknown_destination"
+    title = "Unknown destination"
 
 
 class UploadTooLarge(SwaparoonyError):
@@ -50,6 +54,7 @@ class UploadTooLarge(SwaparoonyError):
 
     status = 413
     short = "too_large"
+    title = "Image too large"
 
 
 class UnsupportedImageFormat(SwaparoonyError):
@@ -57,6 +62,7 @@ class UnsupportedImageFormat(SwaparoonyError):
 
     status = 415
     short = "unsupported_format"
+    title = "Unsupported image format"
 
 
 class NoFaceFound(SwaparoonyError):
@@ -64,6 +70,7 @@ class NoFaceFound(SwaparoonyError):
 
     status = 422
     short = "no_face"
+    title = "No face detected"
 
 
 class FaceIdOutOfRange(SwaparoonyError):
@@ -71,6 +78,7 @@ class FaceIdOutOfRange(SwaparoonyError):
 
     status = 422
     short = "face_id_out_of_range"
+    title = "Face id out of range"
 
 
 class ServiceNotReady(SwaparoonyError):
@@ -78,6 +86,7 @@ class ServiceNotReady(SwaparoonyError):
 
     status = 503
     short = "not_ready"
+    title = "Service not ready"
 
 
 class ModelsUnavailable(ServiceNotReady):

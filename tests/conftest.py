@@ -25,6 +25,7 @@ from generated_models import draw_faces, write_models
 REPO = Path(__file__).resolve().parent.parent
 UPLOAD_CENTERS = [(480, 320), (160, 320), (320, 160)]
 """Three faces on a 640x640 upload; left to right they are the 2nd, 3rd and 1st drawn."""
+BOOTH_ORIGIN = "http://booth.example:8080"
 UPLOAD_COLOURS = [(220, 190, 150), (150, 220, 190), (190, 150, 220)]
 
 
@@ -132,7 +133,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, gallery_d
     """The service on generated models and the synthetic gallery."""
     running = start_server(
         tmp_path_factory.mktemp("server"),
-        {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)},
+        {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
+         "SWAPAROONY_CORS_ORIGINS": BOOTH_ORIGIN},
     )
     yield running
     stop_server(running.process)

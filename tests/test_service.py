@@ -204,6 +204,8 @@ def test_models_missing_starts_and_answers_503_with_the_paths(tmp_path: Path, ga
             assert str(empty.resolve() / relative) in message
         assert "non-commercial" in message
         assert httpx.post(running.url + "/destinations").status_code == 503
+        assert httpx.get(running.url + "/api/v1/health").json()["models_loaded"] is False
+        assert httpx.get(running.url + "/v1/models/swaparoony-face-swap").json()["ready"] is False
         assert running.process.poll() is None  # still serving, no crash loop
     finally:
         stop_server(running.process)

@@ -1,0 +1,119 @@
+"""The original Swaparoony API (FastAPI and KServe v1 forms), so its React frontend and scripts work unchanged.
+
+Mounted on the entry service; every route calls the same engine as the typed APIs and only
+reshapes its results and errors into the original bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from swaparoony.engine import SwapOptions, SwapOutcome
+from swaparoony.errors import BadRequest, FaceIdOutOfRange, NoFaceFound, SwaparoonyError, UndecodableImage, UnsupportedImageFormat
+
+MODEL_NAME = "swaparoony-face-swap"
+DATA_URL_PREFIX = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
+# The original FastAPI service answered 400 for all of these; other statuses keep their own code.
+ORIGINAL_400 = (UndecodableImage, UnsupportedImageFormat, NoFaceFound, FaceIdOutOfRange, BadRequest)
+
+app = FastAPI(title="Swaparoony original API", description="Drop-in routes of the original Swaparoony service.")
+
+
+def _service() -> Any:
+    return bentoml.get_current_service()
+
+
+def original_body(outcome: SwapOutcome) -> dict[str, Any]:
+    """The original success body: base64 JPEGs and the source face count."""
+    return {
+        "success": True,
+        "message": f"Successfully swapped face onto {len(outcome.swapped)} images",
+        "swapped_images": [
+            {"image_data": base64.b64encode(image.data).decode("ascii"), "destination_name": image.destination_name}
+            for image in outcome.swapped
+        ],
+        "faces_detected_in_source": outcome.faces_detected_in_source,
+    }
+
+
+async def _swap(upload: bytes, source_face_id: int, destination_face_id: int) -> SwapOutcome:
+    engine = await _service().engine()
+    return await engine.swap(upload, SwapOptions(source_face_id, destination_face_id, None, "jpeg"))
+
+
+@app.post("/api/v1/swap", summary="Original FastAPI swap (multipart)")
+async def api_v1_swap(
+    image: UploadFile = File(...), source_face_id: int = Form(1), destination_face_id: int = Form(1)
+) -> JSONResponse:
+    """Swap one upload face into every destination, answering as the original FastAPI service did."""
+    try:
+        outcome = await _swap(await image.read(), *_face_ids(source_face_id, destination_face_id))
+    except SwaparoonyError as exc:
+        status = 400 if isinstance(exc, ORIGINAL_400) else exc.status
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+    return JSONResponse(original_body(outcome))
+
+
+@app.get("/api/v1/health", summary="Original health check")
+async def api_v1_health() -> dict[str, Any]:
+    """Healthy while the process runs; models_loaded says whether swaps can run."""
+    ready, count = await _readiness()
+    return {"status": "healthy", "models_loaded": ready, "destination_images_count": count}
+
+
+@app.post(f"/v1/models/{MODEL_NAME}:predict", summary="KServe v1 predict, as the React frontend calls it")
+async def kserve_predict(request: Request) -> JSONResponse:
+    """JSON `{image: base64 (data URL prefix allowed), source_face_id, destination_face_id}`."""
+    try:
+        upload, source_face_id, destination_face_id = _kserve_input(await request.body())
+        outcome = await _swap(upload, source_face_id, destination_face_id)
+    except SwaparoonyError as exc:
+        return JSONResponse({"success": False, "error": exc.title, "detail": str(exc)}, status_code=exc.status)
+    return JSONResponse(original_body(outcome))
+
+
+@app.get(f"/v1/models/{MODEL_NAME}", summary="KServe v1 model readiness")
+async def kserve_model() -> dict[str, Any]:
+    """Whether the model is ready to predict."""
+    ready, _ = await _readiness()
+    return {"name": MODEL_NAME, "ready": ready}
+
+
+async def _readiness() -> tuple[bool, int]:
+    try:
+        engine = await _service().engine()
+    except SwaparoonyError:
+        return False, 0
+    return True, len(engine.gallery.destinations)
+
+
+def _face_ids(*ids: Any) -> tuple[int, ...]:
+    checked = []
+    for name, value in zip(("source_face_id", "destination_face_id"), ids):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BadRequest(f"{name} must be a whole number from 1 (faces are counted left to right), got {value!r}")
+        checked.append(value)
+    return tuple(checked)
+
+
+def _kserve_input(body: bytes) -> tuple[bytes, int, int]:
+    try:
+        payload = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON ({exc}).") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
+        raise BadRequest('Send JSON like {"image": "<base64 JPEG>", "source_face_id": 1, "destination_face_id": 1}.')
+    encoded = DATA_URL_PREFIX.sub("", payload["image"].strip())
+    try:
+        upload = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UndecodableImage("The image field is not valid base64.") from exc
+    return (upload, *_face_ids(payload.get("source_face_id", 1), payload.get("destination_face_id", 1)))
