@@ -11,6 +11,7 @@ import base64
 import logging
 from typing import Annotated, Any, Literal
 
+import aiohttp
 import bentoml
 import numpy as np
 import PIL.Image
@@ -36,6 +37,7 @@ MultiPartParser.spool_max_size = settings.max_upload_bytes + MIB
 
 TIMEOUT_S = 300
 """The booth frontend waits up to 5 minutes; a slow CPU node with many destinations needs most of it."""
+MODEL_CALL_ATTEMPTS = 3
 BATCHING = {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
 
 
@@ -184,9 +186,18 @@ class BatchedFaceModels:
         self.service = service
 
     async def _call(self, name: str, batch: list[Any]) -> list[Any]:
-        if hasattr(self.service, "to_async"):
-            return await getattr(self.service.to_async, name)(batch)
-        return await asyncio.to_thread(getattr(self.service, name), batch)
+        if not hasattr(self.service, "to_async"):
+            return await asyncio.to_thread(getattr(self.service, name), batch)
+        for attempt in range(MODEL_CALL_ATTEMPTS):
+            try:
+                return await getattr(self.service.to_async, name)(batch)
+            except aiohttp.ClientConnectionError as exc:
+                # The model service closes idle keep-alive connections, so the first calls of a burst
+                # after a quiet spell can land on a closing socket. Model calls are idempotent: resend.
+                if attempt == MODEL_CALL_ATTEMPTS - 1:
+                    raise ServiceNotReady(f"The model service cannot be reached ({exc}); retry shortly.") from exc
+                logger.info("model service connection dropped (%s); retrying %s", type(exc).__name__, name)
+        return []
 
     async def _status(self) -> dict[str, Any]:
         if hasattr(self.service, "to_async"):

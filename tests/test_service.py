@@ -174,13 +174,19 @@ def batches_larger_than_one(metrics: str, method: str) -> float:
 
 
 def test_concurrent_requests_are_batched_on_the_model_service(server: Server) -> None:
+    # A batch forms from calls that queue while the previous model run is busy. The generated models
+    # run in milliseconds, so allow a few bounded rounds of 16 concurrent requests for that to happen.
     before = httpx.get(server.url + "/metrics").text
-    with ThreadPoolExecutor(16) as pool:
-        responses = list(pool.map(lambda _: post_swap(server), range(16)))
-    assert all(r.status_code == 200 for r in responses)
-    after = httpx.get(server.url + "/metrics").text
-    merged = sum(batches_larger_than_one(after, m) - batches_larger_than_one(before, m) for m in ("detect", "embed", "swap"))
-    assert merged > 0, "16 concurrent requests never shared a model batch"
+    merged = 0.0
+    for _ in range(5):
+        with ThreadPoolExecutor(16) as pool:
+            responses = list(pool.map(lambda _: post_swap(server), range(16)))
+        assert all(r.status_code == 200 for r in responses), [(r.status_code, r.text[:300]) for r in responses if r.status_code != 200]
+        after = httpx.get(server.url + "/metrics").text
+        merged = sum(batches_larger_than_one(after, m) - batches_larger_than_one(before, m) for m in ("detect", "embed", "swap"))
+        if merged > 0:
+            break
+    assert merged > 0, "80 requests, 16 at a time, never shared a model batch"
 
 
 def test_openapi_documents_the_public_routes(server: Server) -> None:
@@ -209,3 +215,4 @@ def test_models_missing_starts_and_answers_503_with_the_paths(tmp_path: Path, ga
         assert running.process.poll() is None  # still serving, no crash loop
     finally:
         stop_server(running.process)
+

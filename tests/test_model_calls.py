@@ -1,0 +1,38 @@
+"""How the API service calls the model service when a pooled connection has been dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+
+from service import MODEL_CALL_ATTEMPTS, BatchedFaceModels
+from swaparoony.errors import ServiceNotReady
+
+
+def proxy_failing(times: int) -> tuple[SimpleNamespace, list[int]]:
+    """A stand-in for BentoML's remote proxy whose first calls hit a connection the server closed."""
+    calls: list[int] = []
+
+    async def detect(batch: list) -> list:
+        calls.append(len(batch))
+        if len(calls) <= times:
+            raise aiohttp.ServerDisconnectedError()
+        return ["rows"] * len(batch)
+
+    return SimpleNamespace(to_async=SimpleNamespace(detect=detect)), calls
+
+
+def test_a_dropped_keep_alive_connection_is_retried() -> None:
+    proxy, calls = proxy_failing(times=1)
+    assert asyncio.run(BatchedFaceModels(proxy).detect(["canvas"])) == ["rows"]
+    assert calls == [1, 1]
+
+
+def test_an_unreachable_model_service_is_503_not_500() -> None:
+    proxy, calls = proxy_failing(times=99)
+    with pytest.raises(ServiceNotReady, match="cannot be reached"):
+        asyncio.run(BatchedFaceModels(proxy).detect(["canvas"]))
+    assert len(calls) == MODEL_CALL_ATTEMPTS
