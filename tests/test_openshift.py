@@ -1,0 +1,140 @@
+"""The openshift/ manifests, rendered with kustomize and validated offline (no cluster here)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+OPENSHIFT = Path(__file__).resolve().parent.parent / "openshift"
+SCHEMAS = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "kserve"
+VARIANTS = ["overlays/gpu", "overlays/cpu", "plain"]
+KSERVE_SCHEMAS = {"InferenceService": "InferenceService-v1beta1.schema.json", "ServingRuntime": "ServingRuntime-v1alpha1.schema.json"}
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (for `kubectl kustomize`) is not installed")
+
+
+def render(variant: str) -> dict[str, dict[str, Any]]:
+    """`kubectl kustomize` output, by kind."""
+    out = subprocess.run(["kubectl", "kustomize", str(OPENSHIFT / variant)], check=True, capture_output=True, text=True).stdout
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(out) if doc}
+
+
+def strict(schema: Any) -> Any:
+    """Refuse unknown fields, as the API server's strict field validation does."""
+    if isinstance(schema, dict):
+        schema = {k: strict(v) for k, v in schema.items()}
+        if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema.setdefault("additionalProperties", False)
+        return schema
+    if isinstance(schema, list):
+        return [strict(v) for v in schema]
+    return schema
+
+
+@pytest.fixture(scope="module")
+def kserve_validators() -> dict[str, jsonschema.Draft7Validator]:
+    if not SCHEMAS.is_dir():
+        pytest.skip(f"KServe CRD schemas not found at {SCHEMAS} (../shared is beside the project in CI)")
+    return {kind: jsonschema.Draft7Validator(strict(json.loads((SCHEMAS / name).read_text()))) for kind, name in KSERVE_SCHEMAS.items()}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_built_in_kinds_are_valid_in_strict_mode(variant: str) -> None:
+    for kind, doc in render(variant).items():
+        if kind in ("Deployment", "Service"):
+            kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize("variant", ["overlays/gpu", "overlays/cpu"])
+def test_kserve_kinds_match_the_crd_schemas(variant: str, kserve_validators: dict) -> None:
+    docs = render(variant)
+    for kind, validator in kserve_validators.items():
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(docs[kind])]
+        assert not errors, f"{variant} {kind}: {errors}"
+
+
+def test_strict_schema_catches_a_misspelt_field(kserve_validators: dict) -> None:
+    isvc = copy.deepcopy(render("overlays/gpu")["InferenceService"])
+    isvc["spec"]["predictor"]["minReplica"] = 1
+    assert not kserve_validators["InferenceService"].is_valid(isvc)
+
+
+def runtime_container(docs: dict) -> dict:
+    if "ServingRuntime" in docs:
+        return docs["ServingRuntime"]["spec"]["containers"][0]
+    return docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_port_probes_and_security_context(variant: str) -> None:
+    docs = render(variant)
+    container = runtime_container(docs)
+    assert [p["containerPort"] for p in container["ports"]] == [3000]
+    assert container["startupProbe"]["httpGet"]["path"] == "/livez"
+    assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] >= 300
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"] and context["seccompProfile"]["type"] == "RuntimeDefault"
+    assert "runAsUser" not in context
+    assert container["image"].startswith("quay.io/swaparoony/swaparoony:0.1.0")
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HOME"] == "/tmp/home"  # on an emptyDir, since restricted-v2 gives no home directory
+
+
+def test_kserve_serving_metadata_for_the_dashboard() -> None:
+    docs = render("overlays/gpu")
+    runtime, isvc = docs["ServingRuntime"], docs["InferenceService"]
+    assert runtime["spec"]["containers"][0]["name"] == "kserve-container"
+    assert runtime["metadata"]["labels"]["opendatahub.io/dashboard"] == "true"
+    annotations = runtime["metadata"]["annotations"]
+    assert annotations["opendatahub.io/apiProtocol"] == "REST" and annotations["openshift.io/display-name"]
+    assert json.loads(annotations["opendatahub.io/recommended-accelerators"]) == ["nvidia.com/gpu"]
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/stop"] == "false"
+    assert isvc["metadata"]["labels"]["networking.kserve.io/visibility"] == "exposed"
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["deploymentStrategy"]["type"] == "Recreate"
+    assert predictor["minReplicas"] == 1 and predictor["maxReplicas"] >= 1
+    assert predictor["model"]["runtime"] == runtime["metadata"]["name"]
+
+
+def test_gpu_variants_request_a_gpu_and_tolerate_gpu_nodes() -> None:
+    for resources, tolerations in (
+        (render("overlays/gpu")["InferenceService"]["spec"]["predictor"]["model"]["resources"],
+         render("overlays/gpu")["InferenceService"]["spec"]["predictor"]["tolerations"]),
+        (render("plain")["Deployment"]["spec"]["template"]["spec"]["containers"][0]["resources"],
+         render("plain")["Deployment"]["spec"]["template"]["spec"]["tolerations"]),
+    ):
+        assert resources["requests"]["nvidia.com/gpu"] == "1" and resources["limits"]["nvidia.com/gpu"] == "1"
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+
+
+def test_cpu_overlay_has_no_gpu_and_runs_on_cpu_on_purpose() -> None:
+    isvc = render("overlays/cpu")["InferenceService"]
+    model = isvc["spec"]["predictor"]["model"]
+    assert "nvidia.com/gpu" not in json.dumps(model["resources"])
+    assert {"name": "SWAPAROONY_PROVIDERS", "value": "CPUExecutionProvider"} in model["env"]
+    assert "tolerations" not in isvc["spec"]["predictor"]
+
+
+def test_plain_variant_is_reachable_through_an_edge_tls_route() -> None:
+    docs = render("plain")
+    assert docs["Deployment"]["spec"]["strategy"]["type"] == "Recreate"
+    route, service = docs["Route"], docs["Service"]
+    assert route["spec"]["tls"]["termination"] == "edge"
+    assert route["spec"]["to"] == {"kind": "Service", "name": service["metadata"]["name"]}
+    assert int(route["metadata"]["annotations"]["haproxy.router.openshift.io/timeout"].rstrip("s")) >= 300
+    assert service["spec"]["ports"][0]["port"] == 3000
+    selector = service["spec"]["selector"]
+    assert selector.items() <= docs["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
