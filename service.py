@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import logging
 from typing import Annotated, Any, Literal
 
@@ -21,7 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartParser
 from starlette.responses import JSONResponse, Response
 
-import compat
+from http_api import compat, request_parsing
 from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
 from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
 from swaparoony.model_set import ModelSet
@@ -34,6 +35,7 @@ settings = Settings.from_env()
 
 # Starlette spools uploads over 1 MiB to a temporary file; faces must never touch the disk.
 MultiPartParser.spool_max_size = settings.max_upload_bytes + MIB
+request_parsing.install()
 
 TIMEOUT_S = 300
 """The booth frontend waits up to 5 minutes; a slow CPU node with many destinations needs most of it."""
@@ -47,7 +49,11 @@ def _keep_upload_bytes(value: Any, handler: Any) -> Any:
         return value.file.read()
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
-    return handler(value)
+    if isinstance(value, PIL.Image.Image):  # an in-process caller passing a picture
+        buffer = io.BytesIO()
+        value.save(buffer, format=value.format or "PNG")
+        return buffer.getvalue()
+    raise ValueError(f"expected an image file, got {type(value).__name__}; {request_parsing.FILE_HINT}")
 
 
 ImageUpload = Annotated[PIL.Image.Image, WrapValidator(_keep_upload_bytes)]
