@@ -23,6 +23,7 @@ from starlette.formparsers import MultiPartParser
 from starlette.responses import JSONResponse, Response
 
 from http_api import compat, request_parsing
+from http_api.auth import BearerTokenMiddleware
 from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
 from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
 from swaparoony.model_set import ModelSet
@@ -336,3 +337,7 @@ class Swaparoony:
             DestinationOut(name=d.name, width=d.size[0], height=d.size[1], faces=len(d.faces), reason=d.reason)
             for d in gallery.destinations.values()
         ]
+
+
+if settings.api_token:
+    Swaparoony.add_asgi_middleware(BearerTokenMiddleware, token=settings.api_token)
