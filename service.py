@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 
 from http_api import compat, request_parsing
 from http_api.auth import BearerTokenMiddleware
+from http_api.error_bodies import ErrorBodyMiddleware
 from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
 from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
 from swaparoony.model_set import ModelSet
@@ -339,5 +340,6 @@ class Swaparoony:
         ]
 
 
+Swaparoony.add_asgi_middleware(ErrorBodyMiddleware)
 if settings.api_token:
     Swaparoony.add_asgi_middleware(BearerTokenMiddleware, token=settings.api_token)

@@ -15,6 +15,7 @@ from typing import Any
 import bentoml
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from swaparoony.engine import SwapOptions, SwapOutcome
 from swaparoony.errors import BadRequest, FaceIdOutOfRange, NoFaceFound, SwaparoonyError, UndecodableImage, UnsupportedImageFormat
@@ -25,6 +26,32 @@ DATA_URL_PREFIX = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 ORIGINAL_400 = (UndecodableImage, UnsupportedImageFormat, NoFaceFound, FaceIdOutOfRange, BadRequest)
 
 app = FastAPI(title="Swaparoony original API", description="Drop-in routes of the original Swaparoony service.")
+
+
+PREDICT_REQUEST = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {"type": "string", "description": "base64 image, optionally with a data:image/...;base64, prefix"},
+            "source_face_id": {"type": "integer", "minimum": 1, "default": 1},
+            "destination_face_id": {"type": "integer", "minimum": 1, "default": 1},
+        },
+    }}},
+}
+
+
+class OriginalSwappedImage(BaseModel):
+    image_data: str
+    destination_name: str
+
+
+class OriginalSwapResponse(BaseModel):
+    success: bool
+    message: str
+    swapped_images: list[OriginalSwappedImage]
+    faces_detected_in_source: int
 
 
 def _service() -> Any:
@@ -49,7 +76,7 @@ async def _swap(upload: bytes, source_face_id: int, destination_face_id: int) ->
     return await engine.swap(upload, SwapOptions(source_face_id, destination_face_id, None, "jpeg"))
 
 
-@app.post("/api/v1/swap", summary="Original FastAPI swap (multipart)")
+@app.post("/api/v1/swap", summary="Original FastAPI swap (multipart)", response_model=OriginalSwapResponse)
 async def api_v1_swap(
     image: UploadFile = File(...), source_face_id: int = Form(1), destination_face_id: int = Form(1)
 ) -> JSONResponse:
@@ -69,7 +96,12 @@ async def api_v1_health() -> dict[str, Any]:
     return {"status": "healthy", "models_loaded": ready, "destination_images_count": count}
 
 
-@app.post(f"/v1/models/{MODEL_NAME}:predict", summary="KServe v1 predict, as the React frontend calls it")
+@app.post(
+    f"/v1/models/{MODEL_NAME}:predict",
+    summary="KServe v1 predict, as the React frontend calls it",
+    openapi_extra={"requestBody": PREDICT_REQUEST},
+    response_model=OriginalSwapResponse,
+)
 async def kserve_predict(request: Request) -> JSONResponse:
     """JSON `{image: base64 (data URL prefix allowed), source_face_id, destination_face_id}`."""
     try:

@@ -80,6 +80,8 @@ def test_bad_uploads(server: Server, name: str) -> None:
 def test_bad_parameters(server: Server, data: dict, words: str) -> None:
     response = httpx.post(server.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, data=data, timeout=60)
     assert 400 <= response.status_code < 500 and words in response.text
+    body = response.json()
+    assert isinstance(body["error"], str) and body["code"]  # one error shape, a sentence a person can read
 
 
 def test_missing_image_field(server: Server) -> None:

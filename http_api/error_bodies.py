@@ -1,0 +1,70 @@
+"""One error shape for every API: BentoML's own 4xx bodies rewritten as {"error": message, "code": short}.
+
+BentoML answers a validation error with a list of pydantic error dicts under "detail" (its OpenAPI
+document says a string) and wraps its exceptions' bodies in a one-element list. People and the
+OpenAPI schema both get a plain sentence instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .auth import ASGIApp, Receive, Scope, Send
+
+
+def readable(body: Any) -> dict[str, str] | None:
+    """The rewritten body, or None when it is already in the service's shape (or not BentoML's)."""
+    if isinstance(body, list) and len(body) == 1 and isinstance(body[0], dict) and "error" in body[0]:
+        return {"error": str(body[0]["error"]), "code": "bad_request"}
+    if isinstance(body, dict) and isinstance(body.get("detail"), list) and "error" in body:
+        problems = [
+            f"{'.'.join(str(part) for part in item.get('loc', ())) or 'request'}: {item.get('msg', item)}"
+            for item in body["detail"] if isinstance(item, dict)
+        ]
+        return {"error": "; ".join(problems) or str(body["error"]), "code": "invalid_parameter"}
+    return None
+
+
+class ErrorBodyMiddleware:
+    """Buffers only 4xx JSON responses and rewrites those in BentoML's shapes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                if 400 <= message["status"] < 500 and headers.get(b"content-type", b"").startswith(b"application/json"):
+                    start = message
+                    return
+                await send(message)
+            elif start is not None:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await self._flush(start, b"".join(chunks), send)
+            else:
+                await send(message)
+
+        await self.app(scope, receive, capture)
+
+    @staticmethod
+    async def _flush(start: dict[str, Any], body: bytes, send: Send) -> None:
+        try:
+            rewritten = readable(json.loads(body))
+        except ValueError:
+            rewritten = None
+        if rewritten is not None:
+            body = json.dumps(rewritten).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
