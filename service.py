@@ -39,8 +39,8 @@ settings = Settings.from_env()
 MultiPartParser.spool_max_size = settings.max_upload_bytes + MIB
 request_parsing.install()
 
-TIMEOUT_S = 300
-"""The booth frontend waits up to 5 minutes; a slow CPU node with many destinations needs most of it."""
+TIMEOUT_S = settings.request_timeout_s
+"""Default 300 s: the booth frontend waits up to 5 minutes, and a CPU node with many destinations needs it."""
 MODEL_CALL_ATTEMPTS = 3
 BATCHING = {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
 

@@ -1,0 +1,107 @@
+"""Faults: a corrupt model, slow and vanishing clients, and SIGTERM in the middle of requests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from conftest import Server, encode, start_server, stop_server, upload_image
+from swaparoony.model_specs import SWAPPER
+from test_privacy_and_access import image_files
+
+UPLOAD = encode(upload_image())
+
+
+def partial_upload(server: Server, send_fraction: float) -> socket.socket:
+    """Start a multipart upload on a raw socket and send only part of its body."""
+    boundary = "swaparoonyboundary"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="me.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n").encode()
+    body = head + UPLOAD + f"\r\n--{boundary}--\r\n".encode()
+    url = urlparse(server.url)
+    connection = socket.create_connection((url.hostname, url.port), timeout=30)
+    connection.sendall(
+        f"POST /swap HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: int(len(body) * send_fraction)]
+    )
+    return connection
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, gallery_dir: Path) -> Iterator[Server]:
+    """A server with a 3-second request timeout."""
+    running = start_server(tmp_path_factory.mktemp("impatient"), {
+        "SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
+        "SWAPAROONY_REQUEST_TIMEOUT_S": "3",
+    })
+    yield running
+    stop_server(running.process)
+
+
+def test_a_request_outliving_the_timeout_gets_504_not_a_hang(impatient: Server) -> None:
+    connection = partial_upload(impatient, 0.5)
+    started = time.monotonic()
+    reply = ""
+    while "seconds" not in reply and time.monotonic() - started < 15:
+        chunk = connection.recv(4096).decode(errors="replace")
+        if not chunk:
+            break
+        reply += chunk
+    connection.close()
+    assert reply.startswith("HTTP/1.1 504"), reply[:200]
+    assert "3 seconds" in reply and time.monotonic() - started < 15
+    assert httpx.post(impatient.url + "/faces", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}).status_code == 200
+
+
+def test_clients_vanishing_mid_upload_leave_nothing_behind(impatient: Server) -> None:
+    before = image_files(impatient.tmpdir, impatient.workdir)
+    for fraction in (0.1, 0.5, 0.9) * 7:
+        partial_upload(impatient, fraction).close()
+    response = httpx.post(impatient.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, timeout=60)
+    assert response.status_code == 200
+    assert image_files(impatient.tmpdir, impatient.workdir) == before
+    assert impatient.process.poll() is None
+
+
+def test_corrupt_model_is_named_at_start_up(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
+    broken = Path(shutil.copytree(models_dir, tmp_path / "models"))
+    (broken / SWAPPER.relative_path).write_bytes(b"<html><body>Rate limit exceeded</body></html>")
+    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(broken), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)},
+                           wait_ready=False)
+    try:
+        assert httpx.get(running.url + "/readyz").status_code == 503
+        response = httpx.post(running.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")})
+        assert response.status_code == 503
+        assert str(broken / SWAPPER.relative_path) in response.json()["error"]
+        assert "corrupt" in response.json()["error"]
+        assert str(broken / SWAPPER.relative_path) in running.log()
+    finally:
+        stop_server(running.process)
+
+
+def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
+    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)})
+    try:
+        def swap(_: int) -> int:
+            return httpx.post(running.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
+                              data={"output_format": "png"}, timeout=60).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            futures = [pool.submit(swap, i) for i in range(6)]
+            time.sleep(0.15)
+            os.kill(running.process.pid, signal.SIGTERM)  # what Kubernetes sends to the container's PID 1
+            statuses = [f.result() for f in futures]
+        assert statuses == [200] * 6
+        assert running.process.wait(timeout=60) == 0
+    finally:
+        stop_server(running.process)
