@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 import logging
+import time
 from typing import Annotated, Any, Literal
 
 import aiohttp
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from http_api import compat, request_parsing
 from http_api.auth import BearerTokenMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
+from http_api.shutdown import drain_on_sigterm, keep_sockets_until_workers_stop
 from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
 from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
 from swaparoony.model_set import ModelSet
@@ -38,6 +40,7 @@ settings = Settings.from_env()
 # Starlette spools uploads over 1 MiB to a temporary file; faces must never touch the disk.
 MultiPartParser.spool_max_size = settings.max_upload_bytes + MIB
 request_parsing.install()
+keep_sockets_until_workers_stop()
 
 TIMEOUT_S = settings.request_timeout_s
 """Default 300 s: the booth frontend waits up to 5 minutes, and a CPU node with many destinations needs it."""
@@ -148,6 +151,7 @@ class FaceModels:
     def __init__(self) -> None:
         self.model_set: ModelSet | None = None
         self.problem: str | None = None
+        self.last_call = 0.0
         try:
             self.model_set = ModelSet.load(settings.models_dir, settings.providers, settings.detection_threshold)
             logger.info("models ready, providers %s", self.model_set.providers)
@@ -159,6 +163,11 @@ class FaceModels:
 
     def __is_ready__(self) -> bool:
         return self.model_set is not None
+
+    @bentoml.on_startup
+    async def keep_serving_while_the_api_drains(self) -> None:
+        """On SIGTERM, answer model calls until the API service's in-flight requests are done."""
+        drain_on_sigterm(lambda: self.last_call)
 
     @bentoml.api
     def status(self) -> dict[str, Any]:
@@ -182,6 +191,7 @@ class FaceModels:
         return self._models().swap([SwapItem(item.crop, item.latent) for item in items])
 
     def _models(self) -> ModelSet:
+        self.last_call = time.monotonic()
         if self.model_set is None:
             raise bentoml.exceptions.ServiceUnavailable(self.problem or "models not loaded")
         return self.model_set
