@@ -209,7 +209,9 @@ class BatchedFaceModels:
         for attempt in range(MODEL_CALL_ATTEMPTS):
             try:
                 return await getattr(self.service.to_async, name)(batch)
-            except aiohttp.ClientConnectionError as exc:
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, RuntimeError) as exc:
+                if isinstance(exc, RuntimeError) and "Connection closed" not in str(exc):
+                    raise  # aiohttp reports a connection closed mid-body as a bare RuntimeError
                 # The model service closes idle keep-alive connections, so the first calls of a burst
                 # after a quiet spell can land on a closing socket. Model calls are idempotent: resend.
                 if attempt == MODEL_CALL_ATTEMPTS - 1:

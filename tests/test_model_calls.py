@@ -12,14 +12,14 @@ from service import MODEL_CALL_ATTEMPTS, BatchedFaceModels
 from swaparoony.errors import ServiceNotReady
 
 
-def proxy_failing(times: int) -> tuple[SimpleNamespace, list[int]]:
+def proxy_failing(times: int, error: Exception | None = None) -> tuple[SimpleNamespace, list[int]]:
     """A stand-in for BentoML's remote proxy whose first calls hit a connection the server closed."""
     calls: list[int] = []
 
     async def detect(batch: list) -> list:
         calls.append(len(batch))
         if len(calls) <= times:
-            raise aiohttp.ServerDisconnectedError()
+            raise error or aiohttp.ServerDisconnectedError()
         return ["rows"] * len(batch)
 
     return SimpleNamespace(to_async=SimpleNamespace(detect=detect)), calls
@@ -36,3 +36,16 @@ def test_an_unreachable_model_service_is_503_not_500() -> None:
     with pytest.raises(ServiceNotReady, match="cannot be reached"):
         asyncio.run(BatchedFaceModels(proxy).detect(["canvas"]))
     assert len(calls) == MODEL_CALL_ATTEMPTS
+
+
+def test_a_connection_closed_mid_response_is_retried() -> None:
+    proxy, calls = proxy_failing(times=1, error=RuntimeError("Connection closed."))
+    assert asyncio.run(BatchedFaceModels(proxy).detect(["canvas"])) == ["rows"]
+    assert calls == [1, 1]
+
+
+def test_other_runtime_errors_are_not_swallowed() -> None:
+    proxy, calls = proxy_failing(times=1, error=RuntimeError("something else"))
+    with pytest.raises(RuntimeError, match="something else"):
+        asyncio.run(BatchedFaceModels(proxy).detect(["canvas"]))
+    assert calls == [1]

@@ -1,0 +1,101 @@
+"""Load and soak against a real server on 127.0.0.1: latency percentiles, failures, resident memory.
+
+    python benchmarks/load.py                     # generated models, 64 clients for 60 s, 1,000-request soak
+    python benchmarks/load.py --models ./models   # the real model files
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from _fixtures import gallery, percentiles, start_server, stop_server, upload, write_models
+
+
+def server_rss_mib(pid: int) -> float:
+    """Resident memory of the server and all its workers."""
+    root = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
+
+
+async def one_swap(client: httpx.AsyncClient, url: str, image: bytes) -> tuple[int, float]:
+    started = time.perf_counter()
+    try:
+        response = await client.post(url + "/swap", files={"image": ("me.jpg", image, "image/jpeg")})
+        status = response.status_code
+    except httpx.HTTPError:
+        status = 0
+    return status, time.perf_counter() - started
+
+
+async def load(url: str, clients: int, seconds: float, image: bytes) -> None:
+    latencies: list[float] = []
+    failures: dict[int, int] = {}
+    deadline = time.monotonic() + seconds
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < deadline:
+            status, took = await one_swap(client, url, image)
+            if status == 200:
+                latencies.append(took)
+            else:
+                failures[status] = failures.get(status, 0) + 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+        elapsed = time.monotonic() - started
+    p = percentiles(latencies)
+    print(f"load: {clients} clients for {seconds:.0f} s: {len(latencies)} ok, failures {failures or 0}, "
+          f"{len(latencies) / elapsed:.1f} req/s, latency p50 {p['p50'] * 1000:.0f} ms, "
+          f"p95 {p['p95'] * 1000:.0f} ms, p99 {p['p99'] * 1000:.0f} ms")
+
+
+async def soak(url: str, pid: int, total: int, concurrency: int, image: bytes) -> None:
+    readings: list[float] = []
+    failures = 0
+    async with httpx.AsyncClient(timeout=300) as client:
+        for done in range(0, total, 100):
+            for start in range(0, 100, concurrency):
+                results = await asyncio.gather(*(one_swap(client, url, image) for _ in range(min(concurrency, 100 - start))))
+                failures += sum(status != 200 for status, _ in results)
+            readings.append(server_rss_mib(pid))
+            print(f"soak: {done + 100:5d} requests, server RSS {readings[-1]:7.1f} MiB")
+    growth = (readings[-1] - readings[0]) / readings[0] * 100
+    print(f"soak: {total} requests, {failures} failed; RSS growth after warm-up (100 -> {total}): {growth:+.1f}% "
+          f"({'OK' if growth < 10 else 'OVER the 10% budget'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--soak", type=int, default=1000)
+    parser.add_argument("--soak-concurrency", type=int, default=8)
+    parser.add_argument("--models", type=Path, help="a real models directory (default: generated models)")
+    parser.add_argument("--destinations", type=Path, help="a destinations directory (default: two 1280x1280 portraits)")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="swaparoony-load-"))
+    models = args.models or write_models(work / "models")
+    destinations = args.destinations or gallery(work / "destinations")
+    server = start_server(work, {"SWAPAROONY_MODELS_DIR": str(models), "SWAPAROONY_DESTINATIONS_DIR": str(destinations)})
+    try:
+        image = upload()
+        print(f"server {server.url}, models {models}, destinations {destinations}")
+        asyncio.run(soak(server.url, server.process.pid, 100, 4, image))  # warm-up
+        asyncio.run(load(server.url, args.clients, args.seconds, image))
+        asyncio.run(soak(server.url, server.process.pid, args.soak, args.soak_concurrency, image))
+    finally:
+        stop_server(server.process)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Start and stop a real `bentoml serve` of this repository on 127.0.0.1 (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running `bentoml serve` and where to reach it."""
+
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    workdir: Path
+    tmpdir: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(tmp: Path, env: dict[str, str], wait_ready: bool = True) -> Server:
+    """Start the service from the repo, as the README does, and wait for /readyz (or just /livez)."""
+    port = free_port()
+    log_path = tmp / "server.log"
+    # BentoML puts its Unix sockets in TMPDIR, and their paths must stay under 108 bytes.
+    short_tmp = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))
+    full_env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml_home"), "TMPDIR": str(short_tmp), **env}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "service:Swaparoony", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=full_env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    probe = "/readyz" if wait_ready else "/livez"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url + probe, timeout=2).status_code == 200:
+                return Server(url, process, log_path, tmp, short_tmp)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_server(process)
+    raise RuntimeError(f"server not ready in time:\n{log_path.read_text()}")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGTERM the whole process group, then make sure it is gone."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
