@@ -45,7 +45,11 @@ keep_sockets_until_workers_stop()
 TIMEOUT_S = settings.request_timeout_s
 """Default 300 s: the booth frontend waits up to 5 minutes, and a CPU node with many destinations needs it."""
 MODEL_CALL_ATTEMPTS = 3
-BATCHING = {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
+# The APIs take and return lists either way; SWAPAROONY_MAX_BATCH_SIZE=1 turns adaptive batching off.
+BATCHING: dict[str, Any] = (
+    {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
+    if settings.max_batch_size > 1 else {}
+)
 
 
 def _keep_upload_bytes(value: Any, handler: Any) -> Any:

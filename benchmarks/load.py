@@ -34,7 +34,8 @@ async def one_swap(client: httpx.AsyncClient, url: str, image: bytes) -> tuple[i
     return status, time.perf_counter() - started
 
 
-async def load(url: str, clients: int, seconds: float, image: bytes) -> None:
+async def run_clients(url: str, clients: int, seconds: float, image: bytes) -> tuple[list[float], dict[int, int], float]:
+    """Closed loop: each client sends its next swap when the last one answers. Latencies, failures, elapsed."""
     latencies: list[float] = []
     failures: dict[int, int] = {}
     deadline = time.monotonic() + seconds
@@ -51,7 +52,11 @@ async def load(url: str, clients: int, seconds: float, image: bytes) -> None:
     async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         started = time.monotonic()
         await asyncio.gather(*(client_loop(client) for _ in range(clients)))
-        elapsed = time.monotonic() - started
+        return latencies, failures, time.monotonic() - started
+
+
+async def load(url: str, clients: int, seconds: float, image: bytes) -> None:
+    latencies, failures, elapsed = await run_clients(url, clients, seconds, image)
     p = percentiles(latencies)
     print(f"load: {clients} clients for {seconds:.0f} s: {len(latencies)} ok, failures {failures or 0}, "
           f"{len(latencies) / elapsed:.1f} req/s, latency p50 {p['p50'] * 1000:.0f} ms, "

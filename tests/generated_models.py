@@ -19,9 +19,57 @@ from swaparoony.model_specs import DETECTOR, RECOGNIZER, SWAPPER
 FACE_SIDE = 64
 OPSET = [helper.make_opsetid("", 17)]
 
+# Convolution plans (in_channels, out_channels, stride, repeats) that give the generated models about
+# the real files' compute: SCRFD-10GF ~10 GFLOPs at 640x640, ResNet-50 ArcFace ~6 GFLOPs at 112x112,
+# inswapper_128 ~175 GFLOPs and 138 M parameters.
+DETECTOR_COST = [(3, 32, 2, 1), (32, 64, 2, 1), (64, 128, 2, 1), (128, 128, 1, 4)]
+RECOGNIZER_COST = [(3, 64, 1, 1), (64, 64, 1, 6)]
+SWAPPER_COST = [(3, 256, 2, 1), (256, 512, 2, 1), (512, 1024, 1, 1), (1024, 1024, 1, 7), (1024, 1024, 2, 1), (1024, 1024, 1, 6)]
+
 
 def _const(name: str, array: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(array), name)
+
+
+def _ballast(nodes: list, inits: list, source: str, plan: list, size: int, seed: int) -> str:
+    """A stack of 3x3 convolutions over the input, reduced to a scalar that is multiplied by zero.
+
+    It costs what the plan costs but leaves the outputs as they are; ONNX Runtime cannot fold it
+    away because it depends on the input. He-initialised weights with ReLU keep it finite.
+    Returns the scalar's name.
+    """
+    rng = np.random.default_rng(seed)
+    current = source
+    for index, (cin, cout, step, _) in enumerate(_layers(plan, size)):
+        name = f"ballast_{index}"
+        weight = (rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))).astype(np.float32)
+        inits.append(_const(f"{name}_w", weight))
+        nodes.append(helper.make_node("Conv", [current, f"{name}_w"], [f"{name}_conv"], kernel_shape=[3, 3],
+                                      strides=[step, step], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"{name}_conv"], [f"{name}_out"]))
+        current = f"{name}_out"
+    nodes.append(helper.make_node("ReduceMean", [current], ["ballast_mean"], keepdims=0))
+    inits.append(_const("ballast_zero", np.float32(0.0)))
+    nodes.append(helper.make_node("Mul", ["ballast_mean", "ballast_zero"], ["ballast"]))
+    return "ballast"
+
+
+def _layers(plan: list, size: int) -> list[tuple[int, int, int, int]]:
+    """Each convolution of a plan as (in_channels, out_channels, stride, output size)."""
+    layers = []
+    for in_ch, out_ch, stride, repeats in plan:
+        for repeat in range(repeats):
+            step = stride if repeat == 0 else 1
+            size = (size + step - 1) // step
+            layers.append((in_ch if repeat == 0 else out_ch, out_ch, step, size))
+    return layers
+
+
+def _add_ballast(nodes: list, output: str, ballast: str) -> None:
+    """Route one output through `+ ballast` (which is zero) so the heavy branch must run."""
+    for node in nodes:
+        node.output[:] = [f"{output}_light" if name == output else name for name in node.output]
+    nodes.append(helper.make_node("Add", [f"{output}_light", ballast], [output]))
 
 
 def _level(nodes: list, inits: list, stride: int, coverage: str, live: bool) -> tuple[str, str, str]:
@@ -52,7 +100,7 @@ def _level(nodes: list, inits: list, stride: int, coverage: str, live: bool) -> 
     return names[0], names[1], names[2]
 
 
-def detector_model() -> onnx.ModelProto:
+def detector_model(cost_faithful: bool = False) -> onnx.ModelProto:
     """det_10g's contract: input.1 [1,3,?,?] -> 9 outputs (scores, boxes, landmarks at strides 8/16/32)."""
     nodes: list = []
     inits = [
@@ -84,6 +132,8 @@ def detector_model() -> onnx.ModelProto:
     ordered = [outputs[s][0] for s in (8, 16, 32)] + [outputs[s][1] for s in (8, 16, 32)] + [outputs[s][2] for s in (8, 16, 32)]
     for internal, spec in zip(ordered, DETECTOR.outputs):
         nodes.append(helper.make_node("Identity", [internal], [spec.name]))
+    if cost_faithful:
+        _add_ballast(nodes, DETECTOR.outputs[0].name, _ballast(nodes, inits, "input.1", DETECTOR_COST, 640, 1))
     graph = helper.make_graph(
         nodes, "generated_det_10g",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "height", "width"])],
@@ -93,7 +143,7 @@ def detector_model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=OPSET)
 
 
-def recognizer_model(seed: int = 7) -> onnx.ModelProto:
+def recognizer_model(seed: int = 7, cost_faithful: bool = False) -> onnx.ModelProto:
     """w600k_r50's contract: input.1 [N,3,112,112] -> 683 [N,512], dynamic batch."""
     rng = np.random.default_rng(seed)
     weights = rng.standard_normal((3 * 14 * 14, 512)).astype(np.float32)
@@ -102,16 +152,19 @@ def recognizer_model(seed: int = 7) -> onnx.ModelProto:
         helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
         helper.make_node("MatMul", ["flat", "weights"], ["683"]),
     ]
+    inits = [_const("weights", weights)]
+    if cost_faithful:
+        _add_ballast(nodes, "683", _ballast(nodes, inits, "input.1", RECOGNIZER_COST, 112, 2))
     graph = helper.make_graph(
         nodes, "generated_w600k_r50",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
         [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", 512])],
-        [_const("weights", weights)],
+        inits,
     )
     return helper.make_model(graph, opset_imports=OPSET)
 
 
-def swapper_model(seed: int = 11) -> onnx.ModelProto:
+def swapper_model(seed: int = 11, cost_faithful: bool = False) -> onnx.ModelProto:
     """inswapper_128's contract: target [1,3,128,128] + source [1,512] -> output, emap last initializer.
 
     The output is half the target and half a flat colour chosen by the latent.
@@ -129,8 +182,10 @@ def swapper_model(seed: int = 11) -> onnx.ModelProto:
         _const("colour_weights", (rng.standard_normal((512, 3)) * 4).astype(np.float32)),
         _const("colour_shape", np.array([1, 3, 1, 1], dtype=np.int64)),
         _const("half", np.float32(0.5)),
-        _const("emap", rng.standard_normal((512, 512)).astype(np.float32)),
     ]
+    if cost_faithful:
+        _add_ballast(nodes, "output", _ballast(nodes, inits, "target", SWAPPER_COST, 128, 3))
+    inits.append(_const("emap", rng.standard_normal((512, 512)).astype(np.float32)))  # always the last initializer
     graph = helper.make_graph(
         nodes, "generated_inswapper_128",
         [
@@ -143,14 +198,26 @@ def swapper_model(seed: int = 11) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=OPSET)
 
 
-def write_models(models_dir: Path) -> Path:
-    """Write all three generated files in the layout the service reads."""
-    for spec, model in ((DETECTOR, detector_model()), (RECOGNIZER, recognizer_model()), (SWAPPER, swapper_model())):
+def write_models(models_dir: Path, cost_faithful: bool = False) -> Path:
+    """Write all three generated files in the layout the service reads (cost-faithful: real compute too)."""
+    models = (
+        (DETECTOR, detector_model(cost_faithful=cost_faithful)),
+        (RECOGNIZER, recognizer_model(cost_faithful=cost_faithful)),
+        (SWAPPER, swapper_model(cost_faithful=cost_faithful)),
+    )
+    for spec, model in models:
         path = models_dir / spec.relative_path
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.checker.check_model(model)
         onnx.save(model, str(path))
     return models_dir
+
+
+def plan_cost(plan: list, size: int) -> tuple[float, int]:
+    """GFLOPs per item and parameters of a ballast plan, without building it."""
+    layers = _layers(plan, size)
+    flops = sum(2.0 * cin * cout * 9 * out * out for cin, cout, _, out in layers)
+    return flops / 1e9, sum(cout * cin * 9 for cin, cout, _, _ in layers)
 
 
 def draw_faces(size: tuple[int, int], centers: list[tuple[int, int]], scale: float = 1.0,

@@ -40,6 +40,7 @@ class Server:
 def start_server(tmp: Path, env: dict[str, str], wait_ready: bool = True) -> Server:
     """Start the service from the repo, as the README does, and wait for /readyz (or just /livez)."""
     port = free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
     log_path = tmp / "server.log"
     # BentoML puts its Unix sockets in TMPDIR, and their paths must stay under 108 bytes.
     short_tmp = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))
