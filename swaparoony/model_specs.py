@@ -21,6 +21,14 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a file can be downloaded: a URL, and the member to take when the URL is a zip archive."""
+
+    url: str
+    member: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One model file of the release the service was built for."""
 
@@ -30,13 +38,11 @@ class ModelSpec:
     sha256: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    sources: tuple[str, ...]
+    sources: tuple[Source, ...]
     trailing_initializer_shape: tuple[int, ...] | None = None
 
 
-_BUFFALO_L_SOURCES = (
-    "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",
-)
+_BUFFALO_L_ZIPS = ("https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",)
 
 DETECTOR = ModelSpec(
     key="detector",
@@ -52,7 +58,7 @@ DETECTOR = ModelSpec(
             (1, 1, 1, 4, 4, 4, 10, 10, 10),
         )
     ),
-    sources=_BUFFALO_L_SOURCES,
+    sources=tuple(Source(url, "det_10g.onnx") for url in _BUFFALO_L_ZIPS),
 )
 
 RECOGNIZER = ModelSpec(
@@ -62,7 +68,7 @@ RECOGNIZER = ModelSpec(
     sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
     inputs=(TensorSpec("input.1", (DYNAMIC, 3, 112, 112)),),
     outputs=(TensorSpec("683", (DYNAMIC, 512)),),
-    sources=_BUFFALO_L_SOURCES,
+    sources=tuple(Source(url, "w600k_r50.onnx") for url in _BUFFALO_L_ZIPS),
 )
 
 SWAPPER = ModelSpec(
@@ -73,8 +79,8 @@ SWAPPER = ModelSpec(
     inputs=(TensorSpec("target", (1, 3, 128, 128)), TensorSpec("source", (1, 512))),
     outputs=(TensorSpec("output", (1, 3, 128, 128)),),
     sources=(
-        "https://huggingface.co/ezioruan/inswapper_128.onnx/resolve/main/inswapper_128.onnx",
-        "https://github.com/facefusion/facefusion-assets/releases/download/models/inswapper_128.onnx",
+        Source("https://huggingface.co/ezioruan/inswapper_128.onnx/resolve/main/inswapper_128.onnx"),
+        Source("https://github.com/facefusion/facefusion-assets/releases/download/models/inswapper_128.onnx"),
     ),
     # inswapper keeps its 512x512 identity projection (emap) as the graph's last initializer.
     trailing_initializer_shape=(512, 512),

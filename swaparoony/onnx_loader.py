@@ -34,10 +34,10 @@ def require_files(models_dir: Path, specs: Sequence[ModelSpec]) -> None:
         return
     lines = [f"model files missing under {models_dir.resolve()}:"]
     for spec in missing:
-        lines.append(f"  {(models_dir / spec.relative_path).resolve()} (get it from {' or '.join(spec.sources)})")
+        lines.append(f"  {(models_dir / spec.relative_path).resolve()} (get it from {spec.sources[0].url})")
     lines.append(
-        "Put the files there (buffalo_l.zip holds det_10g.onnx and w600k_r50.onnx) and restart, "
-        "or set SWAPAROONY_MODELS_DIR to where they are. " + LICENCE
+        "Run `swaparoony models pull` (or `swaparoony models import --from DIR` for files you brought) and "
+        "restart, or set SWAPAROONY_MODELS_DIR to where they are. " + LICENCE
     )
     raise ModelFileMissing("\n".join(lines))
 

@@ -32,7 +32,7 @@ def test_missing_files_are_listed_with_paths_and_sources(tmp_path: Path) -> None
         ModelSet.load(tmp_path, None, 0.5)
     for spec in ALL_MODELS:
         assert str((tmp_path / spec.relative_path).resolve()) in str(caught.value)
-        assert spec.sources[0] in str(caught.value)
+        assert spec.sources[0].url in str(caught.value)
 
 
 def test_corrupt_file_names_the_file(models_dir: Path, tmp_path: Path) -> None:

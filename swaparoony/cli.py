@@ -1,0 +1,53 @@
+"""`swaparoony models pull|import|verify`: get the model files into a models directory, checked."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .model_download import DownloadError, import_from, manifest, pull, verify
+from .model_specs import LICENCE
+from .settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swaparoony", description="Swaparoony face-swap service tools.")
+    commands = parser.add_subparsers(dest="group", required=True)
+    models = commands.add_parser("models", help="download, import and verify the model files")
+    actions = models.add_subparsers(dest="action", required=True)
+    for name, help_text in (("pull", "download the files from known mirrors, resuming and verifying"),
+                            ("import", "copy and verify files you brought (air-gapped clusters)"),
+                            ("verify", "check each file: OK, wrong hash, wrong contract or missing")):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument("--models-dir", type=Path, default=Settings.from_env().models_dir,
+                            help="where the files go (default: SWAPAROONY_MODELS_DIR or ./models)")
+        action.add_argument("--manifest", type=Path, default=os.environ.get("SWAPAROONY_MODELS_MANIFEST"),
+                            help="a JSON list of files, sizes, hashes and sources instead of the built-in one")
+        if name == "import":
+            action.add_argument("--from", dest="source", type=Path, required=True, help="folder holding the files or buffalo_l.zip")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; exit status 0 on success, 1 with a message on failure."""
+    args = build_parser().parse_args(argv)
+    entries = manifest(Path(args.manifest) if args.manifest else None)
+    try:
+        if args.action == "pull":
+            print(f"Licence: {LICENCE}", file=sys.stderr)
+            lines = pull(args.models_dir, entries)
+        elif args.action == "import":
+            lines = import_from(args.source, args.models_dir, entries)
+        else:
+            results = verify(args.models_dir, entries)
+            for path, verdict in results.items():
+                print(f"{path}: {verdict}")
+            return 0 if all(v == "OK" for v in results.values()) else 1
+    except DownloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
+    return 0
