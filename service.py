@@ -30,7 +30,8 @@ from http_api.shutdown import drain_on_sigterm, keep_sockets_until_workers_stop
 from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
 from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
 from swaparoony.model_set import ModelSet
-from swaparoony.settings import MIB, Settings
+from swaparoony.settings import DEFAULT_MODELS_DIR, MIB, Settings
+import bento_models
 from swaparoony.types import Frame, Latent, SwapItem
 
 logger = logging.getLogger("swaparoony")
@@ -152,12 +153,17 @@ def swap_response(outcome: SwapOutcome) -> SwapResponse:
 class FaceModels:
     """Owns the ONNX Runtime sessions; one worker, so a GPU holds one copy of each model."""
 
+    if bento_models.stored_dir() is not None:
+        # `bentoml build` packs the store's model into the Bento only when there is one to pack.
+        stored_models = bentoml.models.BentoModel(bento_models.TAG)
+
     def __init__(self) -> None:
         self.model_set: ModelSet | None = None
         self.problem: str | None = None
         self.last_call = 0.0
+        models_dir = settings.models_dir or bento_models.stored_dir() or DEFAULT_MODELS_DIR
         try:
-            self.model_set = ModelSet.load(settings.models_dir, settings.providers, settings.detection_threshold)
+            self.model_set = ModelSet.load(models_dir, settings.providers, settings.detection_threshold)
             logger.info("models ready, providers %s", self.model_set.providers)
         except AcceleratorUnavailable:
             raise  # refuse to start rather than run a GPU deployment silently on CPU

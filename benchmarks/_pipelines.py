@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from swaparoony.model_set import LocalFaceModels, ModelSet
 from swaparoony.model_specs import DETECTOR, RECOGNIZER, SWAPPER
 from swaparoony.settings import Settings
 
-PROVIDERS = ["CPUExecutionProvider"]
+PROVIDERS = [p.strip() for p in os.environ.get("SWAPAROONY_PROVIDERS", "CPUExecutionProvider").split(",") if p.strip()]
 
 
 LOOP = asyncio.new_event_loop()

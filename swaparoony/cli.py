@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from .model_download import DownloadError, import_from, manifest, pull, verify
 from .model_specs import LICENCE
-from .settings import Settings
+from .settings import DEFAULT_MODELS_DIR, Settings
+
+INSTALLED_HOOKS = "swaparoony.models_installed"
+"""Entry-point group called with the models directory after pull or import (BentoML's store registers one)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,10 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
                             ("import", "copy and verify files you brought (air-gapped clusters)"),
                             ("verify", "check each file: OK, wrong hash, wrong contract or missing")):
         action = actions.add_parser(name, help=help_text)
-        action.add_argument("--models-dir", type=Path, default=Settings.from_env().models_dir,
+        action.add_argument("--models-dir", type=Path, default=Settings.from_env().models_dir or DEFAULT_MODELS_DIR,
                             help="where the files go (default: SWAPAROONY_MODELS_DIR or ./models)")
         action.add_argument("--manifest", type=Path, default=os.environ.get("SWAPAROONY_MODELS_MANIFEST"),
                             help="a JSON list of files, sizes, hashes and sources instead of the built-in one")
+        if name != "verify":
+            action.add_argument("--no-store", action="store_true",
+                                help="do not also save the files in BentoML's model store")
         if name == "import":
             action.add_argument("--from", dest="source", type=Path, required=True, help="folder holding the files or buffalo_l.zip")
     return parser
@@ -48,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if not args.no_store:
+        for hook in entry_points(group=INSTALLED_HOOKS):
+            try:
+                lines.append(hook.load()(args.models_dir))
+            except Exception as exc:  # the files are in place either way; say why the extra step failed
+                lines.append(f"not saved by {hook.name}: {exc}")
     for line in lines:
         print(line)
     return 0

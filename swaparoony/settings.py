@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1024 * 1024
+DEFAULT_MODELS_DIR = Path("models")
 
 
 class SettingsError(ValueError):
@@ -18,7 +19,8 @@ class SettingsError(ValueError):
 class Settings:
     """Everything an operator can tune; see the README's table of variables."""
 
-    models_dir: Path = Path("models")
+    models_dir: Path | None = None
+    """None: not pinned by the operator, so the service looks in the Bento's models, then ./models."""
     destinations_dir: Path = Path("destinations")
     providers: tuple[str, ...] | None = None
     max_upload_bytes: int = 20 * MIB
@@ -31,18 +33,13 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     api_token: str | None = None
 
-    @property
-    def models_dir_from_env(self) -> bool:
-        """Whether the operator pinned the models directory (it then wins over the Bento's models)."""
-        return "SWAPAROONY_MODELS_DIR" in os.environ
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment, naming the variable in any error."""
         env = os.environ if env is None else env
         defaults = cls()
         return cls(
-            models_dir=Path(env.get("SWAPAROONY_MODELS_DIR", defaults.models_dir)),
+            models_dir=Path(env["SWAPAROONY_MODELS_DIR"]) if env.get("SWAPAROONY_MODELS_DIR") else None,
             destinations_dir=Path(env.get("SWAPAROONY_DESTINATIONS_DIR", defaults.destinations_dir)),
             providers=_names(env, "SWAPAROONY_PROVIDERS") or None,
             max_upload_bytes=_positive_int(env, "SWAPAROONY_MAX_UPLOAD_BYTES", defaults.max_upload_bytes),

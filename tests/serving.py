@@ -37,7 +37,8 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(tmp: Path, env: dict[str, str], wait_ready: bool = True) -> Server:
+def start_server(tmp: Path, env: dict[str, str], wait_ready: bool = True, target: str = "service:Swaparoony",
+                 cwd: Path = REPO) -> Server:
     """Start the service from the repo, as the README does, and wait for /readyz (or just /livez)."""
     port = free_port()
     tmp.mkdir(parents=True, exist_ok=True)
@@ -46,8 +47,8 @@ def start_server(tmp: Path, env: dict[str, str], wait_ready: bool = True) -> Ser
     short_tmp = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))
     full_env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml_home"), "TMPDIR": str(short_tmp), **env}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "service:Swaparoony", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=full_env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=cwd, env=full_env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     probe = "/readyz" if wait_ready else "/livez"

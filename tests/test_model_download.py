@@ -101,7 +101,8 @@ def standard_sources(url: str, swapper: list[str]) -> dict[str, list[dict]]:
 
 
 def run(*argv: str) -> int:
-    return main(list(argv))
+    """The CLI in-process; BentoML's model store is covered by test_bento.py in a throwaway BENTOML_HOME."""
+    return main([*argv, "--no-store"] if argv[1] != "verify" else list(argv))
 
 
 def test_pull_skips_a_404_mirror_verifies_and_says_the_licence(mirror: Mirror, files: dict, tmp_path: Path,
@@ -146,7 +147,7 @@ def test_pull_refuses_a_file_with_the_wrong_hash(mirror: Mirror, files: dict, tm
 
 def pull_in_subprocess(models: Path, manifest: Path, preexec) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "swaparoony", "models", "pull", "--models-dir", str(models),
-                           "--manifest", str(manifest)], cwd=REPO, capture_output=True, text=True, preexec_fn=preexec,
+                           "--manifest", str(manifest), "--no-store"], cwd=REPO, capture_output=True, text=True, preexec_fn=preexec,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
 
 

@@ -11,7 +11,7 @@ from swaparoony.settings import Settings, SettingsError
 
 def test_defaults() -> None:
     settings = Settings.from_env({})
-    assert settings.models_dir == Path("models") and settings.destinations_dir == Path("destinations")
+    assert settings.models_dir is None and settings.destinations_dir == Path("destinations")
     assert settings.max_upload_bytes == 20 * 1024 * 1024 and settings.max_pixels == 40_000_000
     assert settings.providers is None and settings.cors_origins == ()
 

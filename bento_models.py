@@ -1,0 +1,50 @@
+"""The model files in BentoML's model store, so a built Bento (and its image) carries them.
+
+The three files are saved as one BentoML model, `swaparoony-models`, laid out like a models
+directory. `swaparoony models pull|import` call `save` through the `swaparoony.models_installed`
+entry point, which keeps the framework-free core from importing BentoML.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import bentoml
+from bentoml.exceptions import NotFound
+
+from swaparoony.model_specs import ALL_MODELS, LICENCE
+
+MODEL_NAME = "swaparoony-models"
+TAG = f"{MODEL_NAME}:latest"
+
+
+def save(models_dir: Path) -> str:
+    """Save the verified files of models_dir as a new version of the store model; returns a report line."""
+    with bentoml.models.create(
+        MODEL_NAME,
+        labels={"licence": "non-commercial-research"},
+        metadata={"licence": LICENCE, **{spec.relative_path: spec.sha256 for spec in ALL_MODELS}},
+    ) as model:
+        for spec in ALL_MODELS:
+            target = Path(model.path_of(spec.relative_path))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(models_dir / spec.relative_path, target)
+    return f"saved in the BentoML model store as {model.tag}"
+
+
+def stored_dir() -> Path | None:
+    """The store model's folder (a models directory) when the store has it, else None."""
+    try:
+        return Path(bentoml.models.get(TAG).path)
+    except NotFound:
+        return None
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link when the store is on the same file system (no second 550 MB copy), else copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
