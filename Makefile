@@ -6,7 +6,7 @@ PORT ?= 3000
 BIN := $(VENV)/bin
 OPENCV := opencv-python-headless
 
-.PHONY: serve test install install-dev clean
+.PHONY: serve test install install-dev bento image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ serve: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# The Bento (GPU: bentofile.yaml; CPU: BENTOFILE=bentofile.cpu.yaml), with the models from the store.
+BENTOFILE ?= bentofile.yaml
+bento: install
+	$(BIN)/swaparoony models verify
+	$(BIN)/bentoml build -f $(BENTOFILE) .
+
+# An OCI image of the latest Bento, built offline with debootstrap and buildah (as root).
+IMAGE ?= swaparoony:latest
+image: install
+	PYTHON=$(BIN)/python image/build.sh $$(sed -n 's/^name: //p' $(BENTOFILE)):latest $(IMAGE)
 
 clean:
 	rm -rf $(VENV)

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import onnxruntime as ort
 
 from .face_detector import FaceDetector
 from .face_recognizer import FaceRecognizer
 from .face_swapper import FaceSwapper
 from .model_specs import ALL_MODELS, DETECTOR, RECOGNIZER, SWAPPER
-from .onnx_loader import default_providers, open_session, require_files, trailing_initializer
+from .onnx_loader import CUDA, default_providers, open_session, require_files, trailing_initializer
 from .types import Frame, Latent, SwapItem
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class ModelSet:
         """Open the three files under models_dir; only detection and recognition of buffalo_l are loaded."""
         require_files(models_dir, ALL_MODELS)
         chosen = providers or default_providers()
+        if CUDA in chosen and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # CUDA and cuDNN from NVIDIA's pip wheels (onnxruntime-gpu[cuda,cudnn])
         logger.info("loading models from %s with providers %s", models_dir.resolve(), list(chosen))
         detector = FaceDetector(open_session(models_dir / DETECTOR.relative_path, DETECTOR, chosen), threshold)
         swapper_path = models_dir / SWAPPER.relative_path
