@@ -7,146 +7,45 @@ typed APIs, routes model runs through BentoML's adaptive batching and maps domai
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import logging
 import time
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import aiohttp
 import bentoml
 import numpy as np
 import PIL.Image
-from _bentoml_sdk import IODescriptor
-from pydantic import BaseModel, BeforeValidator, Field, WrapValidator
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartParser
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+import bento_models
 from http_api import compat, request_parsing
 from http_api.auth import BearerTokenMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
+from http_api.model_client import BatchedFaceModels
+from http_api.schemas import (
+    DestinationNames, DestinationOut, FaceId, FaceOut, ImageUpload, OutputFormat, SwapBatchItem, SwapResponse,
+    error_response, swap_response,
+)
 from http_api.shutdown import drain_on_sigterm, keep_sockets_until_workers_stop
-from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
+from swaparoony.engine import SwapEngine, SwapOptions
 from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
 from swaparoony.model_set import ModelSet
-from swaparoony.settings import DEFAULT_MODELS_DIR, MIB, Settings
-import bento_models
-from swaparoony.types import Frame, Latent, SwapItem
+from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
+from swaparoony.types import SwapItem
 
 logger = logging.getLogger("swaparoony")
 logger.setLevel(logging.INFO)
 settings = Settings.from_env()
 
-# Starlette spools uploads over 1 MiB to a temporary file; faces must never touch the disk.
-MultiPartParser.spool_max_size = settings.max_upload_bytes + MIB
-request_parsing.install()
+request_parsing.install(settings.max_upload_bytes)
 keep_sockets_until_workers_stop()
 
 TIMEOUT_S = settings.request_timeout_s
 """Default 300 s: the booth frontend waits up to 5 minutes, and a CPU node with many destinations needs it."""
-MODEL_CALL_ATTEMPTS = 3
 # The APIs take and return lists either way; SWAPAROONY_MAX_BATCH_SIZE=1 turns adaptive batching off.
 BATCHING: dict[str, Any] = (
     {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
     if settings.max_batch_size > 1 else {}
 )
-
-
-def _keep_upload_bytes(value: Any, handler: Any) -> Any:
-    """Hold the uploaded file as bytes in memory; the engine decodes it and reports bad images as 4xx."""
-    if isinstance(value, UploadFile):
-        return value.file.read()
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, PIL.Image.Image):  # an in-process caller passing a picture
-        buffer = io.BytesIO()
-        value.save(buffer, format=value.format or "PNG")
-        return buffer.getvalue()
-    raise ValueError(f"expected an image file, got {type(value).__name__}; {request_parsing.FILE_HINT}")
-
-
-ImageUpload = Annotated[PIL.Image.Image, WrapValidator(_keep_upload_bytes)]
-"""Declared as an image so Swagger UI offers a file picker; arrives in the API as the raw bytes."""
-FaceId = Annotated[int, Field(ge=1, le=10_000, description="1-based, faces counted left to right")]
-OutputFormat = Literal["jpeg", "png", "webp"]
-
-
-def _names(value: Any) -> Any:
-    """Accept a JSON list, or one name / comma-separated names as a plain form field."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()] or None
-    return value
-
-
-DestinationNames = Annotated[list[str] | None, BeforeValidator(_names)]
-
-
-class SwapBatchItem(IODescriptor):
-    """One swapper run as it crosses from the API service to the model service (pickled, not JSON)."""
-
-    crop: np.ndarray
-    latent: np.ndarray
-
-
-class SwappedImageOut(BaseModel):
-    destination_name: str
-    image_data: str = Field(description="base64 of the encoded image")
-    media_type: str
-    width: int
-    height: int
-
-
-class SkippedOut(BaseModel):
-    destination_name: str
-    reason: str
-
-
-class SwapResponse(BaseModel):
-    success: bool
-    message: str
-    faces_detected_in_source: int
-    swapped_images: list[SwappedImageOut]
-    skipped: list[SkippedOut]
-
-
-class FaceOut(BaseModel):
-    face_id: int
-    bbox: list[float] = Field(description="x1, y1, x2, y2 in pixels of the upright upload")
-    score: float
-
-
-class DestinationOut(BaseModel):
-    name: str
-    width: int
-    height: int
-    faces: int
-    reason: str | None = None
-
-
-def error_response(exc: SwaparoonyError) -> JSONResponse:
-    """The JSON body every API error has: a message a person can act on, and a short code."""
-    return JSONResponse({"error": str(exc), "code": exc.short}, status_code=exc.status)
-
-
-def swap_response(outcome: SwapOutcome) -> SwapResponse:
-    """Domain outcome to the public JSON shape, images base64-encoded."""
-    return SwapResponse(
-        success=True,
-        message=f"Successfully swapped face onto {len(outcome.swapped)} images",
-        faces_detected_in_source=outcome.faces_detected_in_source,
-        swapped_images=[
-            SwappedImageOut(
-                destination_name=image.destination_name,
-                image_data=base64.b64encode(image.data).decode("ascii"),
-                media_type=image.media_type,
-                width=image.width,
-                height=image.height,
-            )
-            for image in outcome.swapped
-        ],
-        skipped=[SkippedOut(destination_name=s.destination_name, reason=s.reason) for s in outcome.skipped],
-    )
 
 
 @bentoml.service(name="swaparoony-models", resources={"gpu": 1}, workers=1, traffic={"timeout": TIMEOUT_S})
@@ -205,43 +104,6 @@ class FaceModels:
         if self.model_set is None:
             raise bentoml.exceptions.ServiceUnavailable(self.problem or "models not loaded")
         return self.model_set
-
-
-class BatchedFaceModels:
-    """The engine's FaceModels, calling the model service (remote and batched, or in-process)."""
-
-    def __init__(self, service: Any) -> None:
-        self.service = service
-
-    async def _call(self, name: str, batch: list[Any]) -> list[Any]:
-        if not hasattr(self.service, "to_async"):
-            return await asyncio.to_thread(getattr(self.service, name), batch)
-        for attempt in range(MODEL_CALL_ATTEMPTS):
-            try:
-                return await getattr(self.service.to_async, name)(batch)
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, RuntimeError) as exc:
-                if isinstance(exc, RuntimeError) and "Connection closed" not in str(exc):
-                    raise  # aiohttp reports a connection closed mid-body as a bare RuntimeError
-                # The model service closes idle keep-alive connections, so the first calls of a burst
-                # after a quiet spell can land on a closing socket. Model calls are idempotent: resend.
-                if attempt == MODEL_CALL_ATTEMPTS - 1:
-                    raise ServiceNotReady(f"The model service cannot be reached ({exc}); retry shortly.") from exc
-                logger.info("model service connection dropped (%s); retrying %s", type(exc).__name__, name)
-        return []
-
-    async def _status(self) -> dict[str, Any]:
-        if hasattr(self.service, "to_async"):
-            return await self.service.to_async.status()
-        return self.service.status()
-
-    async def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
-        return await self._call("detect", canvases)
-
-    async def embed(self, crops: list[Frame]) -> list[Latent]:
-        return await self._call("embed", crops)
-
-    async def swap(self, items: list[SwapItem]) -> list[Frame]:
-        return await self._call("swap", [SwapBatchItem(crop=i.crop, latent=i.latent) for i in items])
 
 
 def http_config(origins: tuple[str, ...]) -> dict[str, Any]:

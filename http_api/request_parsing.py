@@ -13,7 +13,7 @@ from _bentoml_impl import serde
 from pydantic_core import PydanticCustomError, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 T = TypeVar("T")
@@ -56,8 +56,10 @@ class StrictJSONSerde(serde.JSONSerde):
         return await super().parse_request(request, cls)
 
 
-def install() -> None:
-    """Use the strict serdes for every request the server parses."""
+def install(max_upload_bytes: int) -> None:
+    """Use the strict serdes for every request the server parses, and keep uploads in memory."""
+    # Starlette spools uploads over 1 MiB to a temporary file; faces must never touch the disk.
+    MultiPartParser.spool_max_size = max_upload_bytes + 1024 * 1024
     table: dict[str, Any] = serde.ALL_SERDE  # type: ignore[assignment]
     table["multipart/form-data"] = StrictMultipartSerde
     table["application/x-www-form-urlencoded"] = StrictMultipartSerde

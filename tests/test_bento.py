@@ -9,7 +9,6 @@ import tarfile
 from pathlib import Path
 
 import httpx
-import pytest
 
 from conftest import REPO, encode, start_server, stop_server, upload_image
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 
-from service import MODEL_CALL_ATTEMPTS, BatchedFaceModels
+from http_api.model_client import MODEL_CALL_ATTEMPTS, BatchedFaceModels
 from swaparoony.errors import ServiceNotReady
 
 

@@ -1,0 +1,115 @@
+"""The public API's types: the upload, the parameters, and the JSON bodies it answers with."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import PIL.Image
+from _bentoml_sdk import IODescriptor
+from pydantic import BaseModel, BeforeValidator, Field, WrapValidator
+from starlette.datastructures import UploadFile
+from starlette.responses import JSONResponse
+
+from swaparoony.engine import SwapOutcome
+from swaparoony.errors import SwaparoonyError
+
+from .request_parsing import FILE_HINT
+
+
+def _keep_upload_bytes(value: Any, handler: Any) -> Any:
+    """Hold the uploaded file as bytes in memory; the engine decodes it and reports bad images as 4xx."""
+    if isinstance(value, UploadFile):
+        return value.file.read()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, PIL.Image.Image):  # an in-process caller passing a picture
+        buffer = io.BytesIO()
+        value.save(buffer, format=value.format or "PNG")
+        return buffer.getvalue()
+    raise ValueError(f"expected an image file, got {type(value).__name__}; {FILE_HINT}")
+
+
+ImageUpload = Annotated[PIL.Image.Image, WrapValidator(_keep_upload_bytes)]
+"""Declared as an image so Swagger UI offers a file picker; arrives in the API as the raw bytes."""
+FaceId = Annotated[int, Field(ge=1, le=10_000, description="1-based, faces counted left to right")]
+OutputFormat = Literal["jpeg", "png", "webp"]
+
+
+def _names(value: Any) -> Any:
+    """Accept a JSON list, or one name / comma-separated names as a plain form field."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()] or None
+    return value
+
+
+DestinationNames = Annotated[list[str] | None, BeforeValidator(_names)]
+
+
+class SwapBatchItem(IODescriptor):
+    """One swapper run as it crosses from the API service to the model service (pickled, not JSON)."""
+
+    crop: np.ndarray
+    latent: np.ndarray
+
+
+class SwappedImageOut(BaseModel):
+    destination_name: str
+    image_data: str = Field(description="base64 of the encoded image")
+    media_type: str
+    width: int
+    height: int
+
+
+class SkippedOut(BaseModel):
+    destination_name: str
+    reason: str
+
+
+class SwapResponse(BaseModel):
+    success: bool
+    message: str
+    faces_detected_in_source: int
+    swapped_images: list[SwappedImageOut]
+    skipped: list[SkippedOut]
+
+
+class FaceOut(BaseModel):
+    face_id: int
+    bbox: list[float] = Field(description="x1, y1, x2, y2 in pixels of the upright upload")
+    score: float
+
+
+class DestinationOut(BaseModel):
+    name: str
+    width: int
+    height: int
+    faces: int
+    reason: str | None = None
+
+
+def error_response(exc: SwaparoonyError) -> JSONResponse:
+    """The JSON body every API error has: a message a person can act on, and a short code."""
+    return JSONResponse({"error": str(exc), "code": exc.short}, status_code=exc.status)
+
+
+def swap_response(outcome: SwapOutcome) -> SwapResponse:
+    """Domain outcome to the public JSON shape, images base64-encoded."""
+    return SwapResponse(
+        success=True,
+        message=f"Successfully swapped face onto {len(outcome.swapped)} images",
+        faces_detected_in_source=outcome.faces_detected_in_source,
+        swapped_images=[
+            SwappedImageOut(
+                destination_name=image.destination_name,
+                image_data=base64.b64encode(image.data).decode("ascii"),
+                media_type=image.media_type,
+                width=image.width,
+                height=image.height,
+            )
+            for image in outcome.swapped
+        ],
+        skipped=[SkippedOut(destination_name=s.destination_name, reason=s.reason) for s in outcome.skipped],
+    )
