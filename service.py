@@ -151,13 +151,14 @@ class Swaparoony:
             return self._engine
         async with self._starting:
             if self._engine is None:
+                models = BatchedFaceModels(self.models)
                 try:
-                    status = await BatchedFaceModels(self.models)._status()
+                    status = await models.status()
                 except Exception as exc:  # the model service is still starting
                     raise ServiceNotReady(f"The model service is starting ({type(exc).__name__}); retry shortly.") from exc
                 if not status["ready"]:
                     raise ModelsUnavailable(status["problem"])
-                self._engine = await SwapEngine.start(BatchedFaceModels(self.models), settings)
+                self._engine = await SwapEngine.start(models, settings)
         return self._engine
 
     async def __is_ready__(self) -> bool:

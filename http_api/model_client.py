@@ -40,7 +40,8 @@ class BatchedFaceModels:
                 logger.info("model service connection dropped (%s); retrying %s", type(exc).__name__, name)
         return []
 
-    async def _status(self) -> dict[str, Any]:
+    async def status(self) -> dict[str, Any]:
+        """The model service's readiness and, when not ready, why."""
         if hasattr(self.service, "to_async"):
             return await self.service.to_async.status()
         return self.service.status()
