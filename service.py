@@ -120,7 +120,9 @@ def http_config(origins: tuple[str, ...]) -> dict[str, Any]:
 
 
 @bentoml.asgi_app(compat.app, path="/")
-@bentoml.service(name="swaparoony", traffic={"timeout": TIMEOUT_S}, http=http_config(settings.cors_origins))
+@bentoml.service(
+    name="swaparoony", workers=settings.api_workers, traffic={"timeout": TIMEOUT_S}, http=http_config(settings.cors_origins)
+)
 class Swaparoony:
     """Face swap onto the preloaded destination portraits. Faces are numbered left to right from 1."""
 

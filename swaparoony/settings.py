@@ -29,6 +29,7 @@ class Settings:
     jpeg_quality: int = 90
     max_batch_size: int = 32
     max_latency_ms: int = 60_000
+    api_workers: int = 1
     request_timeout_s: int = 300
     cors_origins: tuple[str, ...] = ()
     api_token: str | None = None
@@ -48,6 +49,7 @@ class Settings:
             jpeg_quality=_bounded_int(env, "SWAPAROONY_JPEG_QUALITY", defaults.jpeg_quality, 1, 100),
             max_batch_size=_positive_int(env, "SWAPAROONY_MAX_BATCH_SIZE", defaults.max_batch_size),
             max_latency_ms=_positive_int(env, "SWAPAROONY_MAX_LATENCY_MS", defaults.max_latency_ms),
+            api_workers=_bounded_int(env, "SWAPAROONY_API_WORKERS", defaults.api_workers, 1, 64),
             request_timeout_s=_bounded_int(env, "SWAPAROONY_REQUEST_TIMEOUT_S", defaults.request_timeout_s, 1, 3600),
             cors_origins=_names(env, "SWAPAROONY_CORS_ORIGINS"),
             api_token=env.get("SWAPAROONY_API_TOKEN") or None,
