@@ -93,7 +93,6 @@ class Gallery:
 
 def _destination(name: str, frame: Frame, faces: list[Face]) -> Destination:
     if not faces:
-        logger.warning("destination %s: no face found", name)
         return Destination(name, frame, (), reason="no face found")
     prepared = []
     for face in faces:

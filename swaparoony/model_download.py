@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .model_specs import ALL_MODELS, ModelSpec, Source
-from .onnx_loader import CPU, check_contract, sha256_of
+from .onnx_loader import CPU, check_contract, file_mismatch
 
 CHUNK = 1024 * 1024
 PARTIAL_DIR = ".partial"
@@ -57,17 +57,13 @@ def manifest(path: Path | None = None) -> list[FileEntry]:
 
 
 def is_verified(path: Path, entry: FileEntry) -> bool:
-    """Size first (cheap), then SHA-256."""
-    return path.is_file() and path.stat().st_size == entry.size and sha256_of(path) == entry.sha256
+    """Whether the file is there and is the expected one."""
+    return path.is_file() and mismatch(path, entry) is None
 
 
 def mismatch(path: Path, entry: FileEntry) -> str | None:
-    """Why a file is not the expected one, or None when it is."""
-    size = path.stat().st_size
-    if size != entry.size:
-        return f"{size:,} bytes, expected {entry.size:,}"
-    digest = sha256_of(path)
-    return None if digest == entry.sha256 else f"SHA-256 {digest}, expected {entry.sha256}"
+    """Why a file is not the entry's, or None when it is."""
+    return file_mismatch(path, entry.size, entry.sha256)
 
 
 class Progress:

@@ -105,13 +105,18 @@ def trailing_initializer(path: Path, spec: ModelSpec) -> np.ndarray:
 
 def warn_if_not_release(path: Path, spec: ModelSpec) -> None:
     """Log a warning when a file is not the known release file (re-exports exist and may still work)."""
-    size = path.stat().st_size
-    if size != spec.size:
-        logger.warning("%s: %s bytes, the release file has %s; using it anyway", path, f"{size:,}", f"{spec.size:,}")
-        return
+    problem = file_mismatch(path, spec.size, spec.sha256)
+    if problem:
+        logger.warning("%s: %s (the release file); using it anyway", path, problem)
+
+
+def file_mismatch(path: Path, size: int, sha256: str) -> str | None:
+    """Why a file is not the expected one (size first, it is cheap; then SHA-256), or None when it is."""
+    actual = path.stat().st_size
+    if actual != size:
+        return f"{actual:,} bytes, expected {size:,}"
     digest = sha256_of(path)
-    if digest != spec.sha256:
-        logger.warning("%s: SHA-256 %s, the release file has %s; using it anyway", path, digest, spec.sha256)
+    return None if digest == sha256 else f"SHA-256 {digest}, expected {sha256}"
 
 
 def sha256_of(path: Path) -> str:
