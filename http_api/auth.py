@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import json
-from typing import Any, Awaitable, Callable
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from .asgi import ASGIApp, Receive, Scope, Send, header, send_error
 
 OPEN_PATHS = frozenset({
     "/livez", "/readyz", "/healthz", "/metrics",           # probes and monitoring
@@ -24,19 +19,14 @@ class BearerTokenMiddleware:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._is_open(scope) or self._authorized(scope):
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"error": "Missing or wrong API token: send the header 'Authorization: Bearer <token>'.",
-                           "code": "unauthorized"}).encode()
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b'Bearer realm="swaparoony"'),
-        ]})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 401, "Missing or wrong API token: send the header 'Authorization: Bearer <token>'.",
+                         "unauthorized", [(b"www-authenticate", b'Bearer realm="swaparoony"')])
 
     @staticmethod
     def _is_open(scope: Scope) -> bool:
@@ -44,5 +34,6 @@ class BearerTokenMiddleware:
         return scope.get("method") == "OPTIONS" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
     def _authorized(self, scope: Scope) -> bool:
-        supplied = next((value for name, value in scope.get("headers", []) if name == b"authorization"), b"")
-        return hmac.compare_digest(supplied, self.expected)  # constant time: no timing oracle on the token
+        scheme, _, supplied = (header(scope, b"authorization") or b"").strip().partition(b" ")
+        # RFC 7235: the scheme is case-insensitive; the token is compared in constant time (no timing oracle).
+        return scheme.lower() == b"bearer" and hmac.compare_digest(supplied.strip(), self.expected)

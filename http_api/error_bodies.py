@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .auth import ASGIApp, Receive, Scope, Send
+from .asgi import ASGIApp, Receive, Scope, Send
 
 
 def readable(body: Any) -> dict[str, str] | None:

@@ -71,8 +71,9 @@ def test_apis_need_the_token(guarded: Server, header: str | None) -> None:
 
 
 def test_the_right_token_gets_in_and_probes_stay_open(guarded: Server) -> None:
-    ok = httpx.post(guarded.url + "/destinations", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert ok.status_code == 200
+    for scheme in ("Bearer", "bearer", "BEARER"):  # RFC 7235: the scheme is case-insensitive
+        ok = httpx.post(guarded.url + "/destinations", headers={"Authorization": f"{scheme} {TOKEN}"})
+        assert ok.status_code == 200, scheme
     for route in ("/livez", "/readyz", "/metrics", "/api/v1/health", "/v1/models/swaparoony-face-swap", "/docs.json"):
         assert httpx.get(guarded.url + route).status_code == 200, route
 
