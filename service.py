@@ -19,6 +19,7 @@ from starlette.responses import Response
 import bento_models
 from http_api import compat, request_parsing
 from http_api.auth import BearerTokenMiddleware
+from http_api.deadline import RequestDeadlineMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
 from http_api.model_client import BatchedFaceModels
 from http_api.schemas import (
@@ -40,7 +41,14 @@ request_parsing.install(settings.max_upload_bytes)
 keep_sockets_until_workers_stop()
 
 TIMEOUT_S = settings.request_timeout_s
-"""Default 300 s: the booth frontend waits up to 5 minutes, and a CPU node with many destinations needs it."""
+"""Default 290 s: the booth frontend and its nginx give up at 300 s, so the service's 504 must come first."""
+BACKSTOP_S = 15
+"""BentoML's own timeout, kept behind RequestDeadlineMiddleware's, which answers in the service's error shape."""
+KEEP_CONNECTIONS: dict[str, Any] = {"max_requests": 2**62, "max_age": 1e12}
+"""BentoML's client to a dependency closes its aiohttp session every 100 calls or 300 s, killing the calls
+still in flight on it (bursts of dropped connections under load; a call waiting for a pooled connection
+gets a bare CancelledError and its request hung until the timeout). The model service sits behind a local
+socket with nothing to refresh, so the session is kept for the life of the worker."""
 # The APIs take and return lists either way; SWAPAROONY_MAX_BATCH_SIZE=1 turns adaptive batching off.
 BATCHING: dict[str, Any] = (
     {"batchable": True, "max_batch_size": settings.max_batch_size, "max_latency_ms": settings.max_latency_ms}
@@ -48,7 +56,10 @@ BATCHING: dict[str, Any] = (
 )
 
 
-@bentoml.service(name="swaparoony-models", resources={"gpu": 1}, workers=1, traffic={"timeout": TIMEOUT_S})
+@bentoml.service(
+    name="swaparoony-models", resources={"gpu": 1}, workers=1, traffic={"timeout": TIMEOUT_S},
+    runner_connection=KEEP_CONNECTIONS,
+)
 class FaceModels:
     """Owns the ONNX Runtime sessions; one worker, so a GPU holds one copy of each model."""
 
@@ -121,7 +132,8 @@ def http_config(origins: tuple[str, ...]) -> dict[str, Any]:
 
 @bentoml.asgi_app(compat.app, path="/")
 @bentoml.service(
-    name="swaparoony", workers=settings.api_workers, traffic={"timeout": TIMEOUT_S}, http=http_config(settings.cors_origins)
+    name="swaparoony", workers=settings.api_workers, traffic={"timeout": TIMEOUT_S + BACKSTOP_S},
+    http=http_config(settings.cors_origins),
 )
 class Swaparoony:
     """Face swap onto the preloaded destination portraits. Faces are numbered left to right from 1."""
@@ -227,6 +239,7 @@ class Swaparoony:
         ]
 
 
+Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)  # first added is outermost
 Swaparoony.add_asgi_middleware(ErrorBodyMiddleware)
 if settings.api_token:
     Swaparoony.add_asgi_middleware(BearerTokenMiddleware, token=settings.api_token)

@@ -30,13 +30,13 @@ class BatchedFaceModels:
         for attempt in range(MODEL_CALL_ATTEMPTS):
             try:
                 return await getattr(self.service.to_async, name)(batch)
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, RuntimeError) as exc:
-                if isinstance(exc, RuntimeError) and "Connection closed" not in str(exc):
-                    raise  # aiohttp reports a connection closed mid-body as a bare RuntimeError
-                # The model service closes idle keep-alive connections, so the first calls of a burst
-                # after a quiet spell can land on a closing socket. Model calls are idempotent: resend.
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, RuntimeError, asyncio.CancelledError) as exc:
+                if not _dropped_connection(exc):
+                    raise
+                # A keep-alive connection the model service closed as the call went out. Model calls are
+                # idempotent: resend.
                 if attempt == MODEL_CALL_ATTEMPTS - 1:
-                    raise ServiceNotReady(f"The model service cannot be reached ({exc}); retry shortly.") from exc
+                    raise ServiceNotReady("The model service cannot be reached; retry shortly.") from exc
                 logger.info("model service connection dropped (%s); retrying %s", type(exc).__name__, name)
         return []
 
@@ -54,3 +54,15 @@ class BatchedFaceModels:
 
     async def swap(self, items: list[SwapItem]) -> list[Frame]:
         return await self._call("swap", [SwapBatchItem(crop=i.crop, latent=i.latent) for i in items])
+
+
+def _dropped_connection(exc: BaseException) -> bool:
+    """Whether a model call failed because its connection went away, not because of the call."""
+    if isinstance(exc, asyncio.CancelledError):
+        # aiohttp hands a call waiting for a pooled connection a bare CancelledError when its session closes;
+        # a real cancellation of this request is marked on the task and must go on.
+        task = asyncio.current_task()
+        return task is not None and not task.cancelling()
+    if isinstance(exc, RuntimeError):
+        return "Connection closed" in str(exc)  # aiohttp's report of a connection closed mid-body
+    return True

@@ -30,7 +30,7 @@ class Settings:
     max_batch_size: int = 32
     max_latency_ms: int = 60_000
     api_workers: int = 1
-    request_timeout_s: int = 300
+    request_timeout_s: int = 290
     cors_origins: tuple[str, ...] = ()
     api_token: str | None = None
 

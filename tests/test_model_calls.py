@@ -49,3 +49,28 @@ def test_other_runtime_errors_are_not_swallowed() -> None:
     with pytest.raises(RuntimeError, match="something else"):
         asyncio.run(BatchedFaceModels(proxy).detect(["canvas"]))
     assert calls == [1]
+
+
+def test_a_bare_cancelled_error_from_a_closed_pool_is_retried() -> None:
+    # aiohttp's answer to a call waiting for a pooled connection when the session closes.
+    proxy, calls = proxy_failing(times=1, error=asyncio.CancelledError())
+    assert asyncio.run(BatchedFaceModels(proxy).detect(["canvas"])) == ["rows"]
+    assert calls == [1, 1]
+
+
+def test_a_real_cancellation_is_not_retried() -> None:
+    started = asyncio.Event()
+
+    async def detect(batch: list) -> list:
+        started.set()
+        await asyncio.sleep(60)
+        return []
+
+    async def cancel_mid_call() -> None:
+        call = asyncio.ensure_future(BatchedFaceModels(SimpleNamespace(to_async=SimpleNamespace(detect=detect))).detect(["c"]))
+        await started.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    asyncio.run(asyncio.wait_for(cancel_mid_call(), 10))

@@ -189,6 +189,16 @@ def test_concurrent_requests_are_batched_on_the_model_service(server: Server) ->
     assert merged > 0, "80 requests, 16 at a time, never shared a model batch"
 
 
+def test_sustained_load_drops_no_model_call(server: Server) -> None:
+    # BentoML's client used to close its session to the model service every 100 calls, killing the calls in
+    # flight on it; 64 requests are about 190 model calls, so that would show here as dropped connections.
+    dropped_before = server.log().count("connection dropped")
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: post_swap(server, {"destinations": "one_face.jpg"}).status_code, range(64)))
+    assert statuses == [200] * 64
+    assert server.log().count("connection dropped") == dropped_before
+
+
 def test_openapi_documents_the_public_routes(server: Server) -> None:
     paths = httpx.get(server.url + "/docs.json").json()["paths"]
     assert {"/swap", "/swap_image", "/faces", "/destinations"} <= set(paths)
