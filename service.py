@@ -19,6 +19,7 @@ from starlette.responses import Response
 import bento_models
 from http_api import compat, request_parsing
 from http_api.auth import BearerTokenMiddleware
+from http_api.body_limit import BodyLimitMiddleware
 from http_api.deadline import RequestDeadlineMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
 from http_api.model_client import BatchedFaceModels
@@ -37,7 +38,7 @@ logger = logging.getLogger("swaparoony")
 logger.setLevel(logging.INFO)
 settings = Settings.from_env()
 
-request_parsing.install(settings.max_upload_bytes)
+request_parsing.install(settings)
 keep_sockets_until_workers_stop()
 
 TIMEOUT_S = settings.request_timeout_s
@@ -240,6 +241,8 @@ class Swaparoony:
 
 
 Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)  # first added is outermost
+Swaparoony.add_asgi_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes,
+                               limits={compat.PREDICT_PATH: settings.max_json_body_bytes})
 Swaparoony.add_asgi_middleware(ErrorBodyMiddleware)
 if settings.api_token:
     Swaparoony.add_asgi_middleware(BearerTokenMiddleware, token=settings.api_token)

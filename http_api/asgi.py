@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Iterable
 from typing import Any, Awaitable, Callable
@@ -26,3 +28,14 @@ async def send_error(send: Send, status: int, error: str, code: str,
 def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of a request header (name in lower case), or None."""
     return next((value for key, value in scope.get("headers", []) if key == name), None)
+
+
+def abandon(task: asyncio.Future[None]) -> None:
+    """Cancel a request's task that nobody waits for any more, and retrieve its outcome when it ends."""
+    task.cancel()
+    task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    with contextlib.suppress(BaseException):  # so asyncio does not log it as never retrieved
+        task.exception()

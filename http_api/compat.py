@@ -19,13 +19,23 @@ from pydantic import BaseModel
 
 from swaparoony.engine import SwapOptions, SwapOutcome
 from swaparoony.errors import BadRequest, FaceIdOutOfRange, NoFaceFound, SwaparoonyError, UndecodableImage, UnsupportedImageFormat
+from swaparoony.settings import Settings
+
+from .schemas import MAX_FACE_ID
 
 MODEL_NAME = "swaparoony-face-swap"
+PREDICT_PATH = f"/v1/models/{MODEL_NAME}:predict"
 DATA_URL_PREFIX = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 # The original FastAPI service answered 400 for all of these; other statuses keep their own code.
 ORIGINAL_400 = (UndecodableImage, UnsupportedImageFormat, NoFaceFound, FaceIdOutOfRange, BadRequest)
 
-app = FastAPI(title="Swaparoony original API", description="Drop-in routes of the original Swaparoony service.")
+app = FastAPI(
+    title="Swaparoony original API", description="Drop-in routes of the original Swaparoony service.",
+    # The service's own /docs.json and Swagger UI document these routes; no second set of docs beside them.
+    docs_url=None, redoc_url=None, openapi_url=None,
+    form_limits={"max_files": Settings.max_form_parts, "max_fields": Settings.max_form_parts,
+                 "max_part_size": Settings.max_form_field_bytes},
+)
 
 
 PREDICT_REQUEST = {
@@ -97,7 +107,7 @@ async def api_v1_health() -> dict[str, Any]:
 
 
 @app.post(
-    f"/v1/models/{MODEL_NAME}:predict",
+    PREDICT_PATH,
     summary="KServe v1 predict, as the React frontend calls it",
     openapi_extra={"requestBody": PREDICT_REQUEST},
     response_model=OriginalSwapResponse,
@@ -130,8 +140,9 @@ async def _readiness() -> tuple[bool, int]:
 def _face_ids(*ids: Any) -> tuple[int, ...]:
     checked = []
     for name, value in zip(("source_face_id", "destination_face_id"), ids):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadRequest(f"{name} must be a whole number from 1 (faces are counted left to right), got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_FACE_ID:
+            raise BadRequest(f"{name} must be a whole number from 1 to {MAX_FACE_ID:,} (faces are counted left to right), "
+                             f"got {str(value)[:20]!r}")
         checked.append(value)
     return tuple(checked)
 
@@ -139,8 +150,8 @@ def _face_ids(*ids: Any) -> tuple[int, ...]:
 def _kserve_input(body: bytes) -> tuple[bytes, int, int]:
     try:
         payload = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"The request body is not valid JSON ({exc}).") from exc
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep, or a number too long
+        raise BadRequest(f"The request body is not valid JSON ({type(exc).__name__}).") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
         raise BadRequest('Send JSON like {"image": "<base64 JPEG>", "source_face_id": 1, "destination_face_id": 1}.')
     encoded = DATA_URL_PREFIX.sub("", payload["image"].strip())

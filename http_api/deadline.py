@@ -10,10 +10,9 @@ with the service's error body: 504 when time is up, 500 when the app failed with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
-from .asgi import ASGIApp, Message, Receive, Scope, Send, send_error
+from .asgi import ASGIApp, Message, Receive, Scope, Send, abandon, send_error
 
 logger = logging.getLogger("swaparoony")
 
@@ -43,8 +42,7 @@ class RequestDeadlineMiddleware:
             task.cancel()
             raise
         if not done:
-            task.cancel()
-            task.add_done_callback(_consume)
+            abandon(task)
             logger.warning("%s %s: no answer after %s s; answered 504", scope.get("method"), scope.get("path"), self.timeout_s)
             if not started:
                 await send_error(send, 504, f"The request took longer than {self.timeout_s:g} seconds and was stopped; "
@@ -57,8 +55,3 @@ class RequestDeadlineMiddleware:
             if not started:
                 await send_error(send, 500, "The server failed to process the request; the log says why.", "internal_error")
 
-
-def _consume(task: asyncio.Future[None]) -> None:
-    """Retrieve a cancelled request's outcome so asyncio does not log it as never retrieved."""
-    with contextlib.suppress(BaseException):
-        task.exception()

@@ -34,7 +34,8 @@ def _keep_upload_bytes(value: Any, handler: Any) -> Any:
 
 ImageUpload = Annotated[PIL.Image.Image, WrapValidator(_keep_upload_bytes)]
 """Declared as an image so Swagger UI offers a file picker; arrives in the API as the raw bytes."""
-FaceId = Annotated[int, Field(ge=1, le=10_000, description="1-based, faces counted left to right")]
+MAX_FACE_ID = 10_000
+FaceId = Annotated[int, Field(ge=1, le=MAX_FACE_ID, description="1-based, faces counted left to right")]
 OutputFormat = Literal["jpeg", "png", "webp"]
 
 

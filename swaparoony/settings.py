@@ -33,6 +33,20 @@ class Settings:
     request_timeout_s: int = 290
     cors_origins: tuple[str, ...] = ()
     api_token: str | None = None
+    max_form_field_bytes: int = 64 * 1024
+    """A text form field (a face id, destination names, a format) is never near this."""
+    max_form_parts: int = 16
+    """Parts of one multipart body; Swagger UI sends each text field as a part of its own."""
+
+    @property
+    def max_body_bytes(self) -> int:
+        """A multipart body: the upload plus its text fields and part headers."""
+        return self.max_upload_bytes + self.max_form_parts * self.max_form_field_bytes
+
+    @property
+    def max_json_body_bytes(self) -> int:
+        """A JSON body that carries the upload in base64, 4 bytes for every 3."""
+        return -(-self.max_upload_bytes * 4 // 3) + self.max_form_field_bytes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

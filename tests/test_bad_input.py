@@ -129,10 +129,18 @@ def test_a_url_in_place_of_the_file_is_refused_and_never_fetched(server: Server)
     thread = threading.Thread(target=watch)
     thread.start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/face.jpg"
-    as_field = httpx.post(server.url + "/swap", data={"image": url}, files={"unused": ("x", b"x")})
+    as_field = httpx.post(server.url + "/swap", files={"image": (None, url)})  # a text part, not a file
     as_json = httpx.post(server.url + "/swap", content=url.encode(), headers={"Content-Type": "application/json"})
     thread.join()
     listener.close()
     assert as_field.status_code == 400 and "file" in as_field.text
     assert as_json.status_code == 400 and "file" in as_json.text
     assert hits == []
+
+
+@pytest.mark.parametrize("typo", ["sourc_face_id", "pixelboost"])
+def test_an_unknown_field_is_named_not_ignored(server: Server, typo: str) -> None:
+    response = httpx.post(server.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, data={typo: "2"}, timeout=60)
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert typo in message and "source_face_id" in message and "output_format" in message

@@ -101,3 +101,14 @@ def test_compatibility_routes_are_in_the_openapi_document(server: Server) -> Non
     paths = httpx.get(server.url + "/docs.json").json()["paths"]
     assert {"/api/v1/swap", "/api/v1/health", "/v1/models/swaparoony-face-swap:predict", "/v1/models/swaparoony-face-swap"} <= set(paths)
     assert "post" in paths["/api/v1/swap"] and "get" in paths["/api/v1/health"]
+
+
+def test_the_mounted_app_serves_no_second_set_of_docs(server: Server) -> None:
+    for route in ("/docs", "/redoc", "/openapi.json"):
+        assert httpx.get(server.url + route).status_code == 404, route
+
+
+def test_the_original_route_stays_lenient_about_extra_fields(server: Server) -> None:
+    response = httpx.post(server.url + "/api/v1/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
+                          data={"source_face_id": "1", "client_version": "booth-2.3"}, timeout=60)
+    assert response.status_code == 200
