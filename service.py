@@ -7,6 +7,7 @@ typed APIs, routes model runs through BentoML's adaptive batching and maps domai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -23,13 +24,14 @@ from http_api.body_limit import BodyLimitMiddleware
 from http_api.deadline import RequestDeadlineMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
 from http_api.model_client import BatchedFaceModels
+from http_api.readiness import ReadinessMiddleware
 from http_api.schemas import (
     DestinationNames, DestinationOut, FaceId, FaceOut, ImageUpload, OutputFormat, SwapBatchItem, SwapResponse,
     error_response, swap_response,
 )
 from http_api.shutdown import drain_on_sigterm, keep_sockets_until_workers_stop
-from swaparoony.engine import SwapEngine, SwapOptions
-from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
+from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine, SwapOptions
+from swaparoony.errors import AcceleratorUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
 from swaparoony.model_set import ModelSet
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
 from swaparoony.types import SwapItem
@@ -43,6 +45,10 @@ keep_sockets_until_workers_stop()
 
 TIMEOUT_S = settings.request_timeout_s
 """Default 290 s: the booth frontend and its nginx give up at 300 s, so the service's 504 must come first."""
+MODELS_UNAVAILABLE = (
+    "The model files are missing or invalid, so the service cannot swap yet. The operator must install them "
+    "(`swaparoony models pull`; see the README's 'Model files') and restart; the server log names each file."
+)
 BACKSTOP_S = 15
 """BentoML's own timeout, kept behind RequestDeadlineMiddleware's, which answers in the service's error shape."""
 KEEP_CONNECTIONS: dict[str, Any] = {"max_requests": 2**62, "max_age": 1e12}
@@ -144,19 +150,26 @@ class Swaparoony:
     def __init__(self) -> None:
         self._engine: SwapEngine | None = None
         self._starting = asyncio.Lock()
+        self._problem = "The service is starting; retry shortly."
 
     @bentoml.on_startup
     async def analyse_destinations_now(self) -> None:
         """Prepare the gallery as soon as the model service answers, not on the first request."""
         asyncio.get_running_loop().create_task(self._prepare_with_retries())
 
+    @bentoml.on_shutdown
+    def stop_decoding(self) -> None:
+        """Stop the decode processes with the worker."""
+        if self._engine is not None:
+            self._engine.close()
+
     async def _prepare_with_retries(self) -> None:
         for _ in range(600):
             try:
                 await self.engine()
                 return
-            except ModelsUnavailable:
-                return  # a person must fix the files; every API says how
+            except (ModelsUnavailable, GalleryUnavailable):
+                return  # a person must fix the files; every API and /readyz say so
             except ServiceNotReady:
                 await asyncio.sleep(1.0)
 
@@ -166,22 +179,34 @@ class Swaparoony:
             return self._engine
         async with self._starting:
             if self._engine is None:
-                models = BatchedFaceModels(self.models)
                 try:
-                    status = await models.status()
-                except Exception as exc:  # the model service is still starting
-                    raise ServiceNotReady(f"The model service is starting ({type(exc).__name__}); retry shortly.") from exc
-                if not status["ready"]:
-                    raise ModelsUnavailable(status["problem"])
-                self._engine = await SwapEngine.start(models, settings)
+                    self._engine = await self._start_engine()
+                except SwaparoonyError as exc:
+                    self._problem = str(exc)
+                    raise
         return self._engine
 
-    async def __is_ready__(self) -> bool:
+    async def _start_engine(self) -> SwapEngine:
+        models = BatchedFaceModels(self.models)
         try:
-            await self.engine()
-        except SwaparoonyError:
-            return False
-        return True
+            status = await models.status()
+        except Exception as exc:  # the model service is still starting
+            raise ServiceNotReady(f"The model service is starting ({type(exc).__name__}); retry shortly.") from exc
+        if not status["ready"]:
+            raise ModelsUnavailable(MODELS_UNAVAILABLE)  # the model service logged which files and why
+        return await SwapEngine.start(models, settings)
+
+    async def readiness(self) -> str | None:
+        """None when swaps can run, else why not, in one line; never waits for the engine being built."""
+        if self._engine is None and not self._starting.locked():
+            with contextlib.suppress(SwaparoonyError):
+                await self.engine()
+        if self._engine is None:
+            return self._problem
+        return None if self._engine.gallery.usable else NO_USABLE_DESTINATION
+
+    async def __is_ready__(self) -> bool:
+        return await self.readiness() is None
 
     @bentoml.api(route="/swap")
     async def swap(
@@ -241,6 +266,7 @@ class Swaparoony:
 
 
 Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)  # first added is outermost
+Swaparoony.add_asgi_middleware(ReadinessMiddleware, reason=lambda: bentoml.get_current_service().readiness())
 Swaparoony.add_asgi_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes,
                                limits={compat.PREDICT_PATH: settings.max_json_body_bytes})
 Swaparoony.add_asgi_middleware(ErrorBodyMiddleware)

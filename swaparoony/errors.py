@@ -6,12 +6,14 @@ SwaparoonyError
 │   └── UnknownDestination (404)
 ├── UploadTooLarge (413)
 ├── UnsupportedImageFormat (415)
+├── DecodeTooCostly (422)
 ├── NoFaceFound (422)
 ├── FaceIdOutOfRange (422)
 └── ServiceNotReady (503)
     ├── ModelsUnavailable
     │   ├── ModelFileMissing
     │   └── ModelFileInvalid
+    ├── GalleryUnavailable
     └── AcceleratorUnavailable
 """
 
@@ -65,6 +67,14 @@ class UnsupportedImageFormat(SwaparoonyError):
     title = "Unsupported image format"
 
 
+class DecodeTooCostly(SwaparoonyError):
+    """A valid image built to take too long (or too much memory) to decode."""
+
+    status = 422
+    short = "too_costly"
+    title = "Image too costly to decode"
+
+
 class NoFaceFound(SwaparoonyError):
     """The upload holds no detectable face."""
 
@@ -99,6 +109,10 @@ class ModelFileMissing(ModelsUnavailable):
 
 class ModelFileInvalid(ModelsUnavailable):
     """A model file exists but is corrupt or breaks the expected contract."""
+
+
+class GalleryUnavailable(ServiceNotReady):
+    """The destination gallery cannot be read, or holds no portrait a face can be swapped into."""
 
 
 class AcceleratorUnavailable(ServiceNotReady):

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import stat
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import SwaparoonyError, UnknownDestination
+from .errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
 from .face_detector import faces_from_detections, letterbox
 from .face_helper import PasteRegion, align_matrix, crop_face, feather_mask, paste_region
 from .face_swapper import SWAPPER_SIZE
 from .model_set import FaceModels
-from .types import Face, Frame
-from .vision import decode_image
+from .types import DecodedImage, Face, Frame
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 CROP_MASK = feather_mask(SWAPPER_SIZE, margin=10, sigma=5.0)
 UNREADABLE: Frame = np.zeros((0, 0, 3), dtype=np.uint8)
+Decode = Callable[[bytes], Awaitable[DecodedImage]]
+"""Decodes a destination file at full size, within the service's decode budget."""
 
 
 @dataclass(frozen=True)
@@ -53,20 +58,18 @@ class Gallery:
     def __init__(self, destinations: list[Destination]) -> None:
         self.destinations = {destination.name: destination for destination in destinations}
 
+    @property
+    def usable(self) -> bool:
+        """Whether any destination has a face to swap into."""
+        return any(destination.faces for destination in self.destinations.values())
+
     @classmethod
-    async def load(cls, directory: Path, models: FaceModels, max_pixels: int) -> Gallery:
-        """Decode every image in directory and detect all their faces in one batched call."""
-        paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if directory.is_dir() else []
-        if not paths:
-            logger.warning("no destination images in %s", directory.resolve())
-        frames: dict[str, Frame] = {}
-        broken: list[Destination] = []
-        for path in paths:
-            try:
-                frames[path.name] = decode_image(path.read_bytes(), max_bytes=2**40, max_pixels=max_pixels)
-            except (SwaparoonyError, OSError) as exc:
-                logger.warning("destination %s cannot be read: %s", path.name, exc)
-                broken.append(Destination(path.name, UNREADABLE, (), reason=f"cannot be read: {exc}"))
+    async def load(cls, directory: Path, models: FaceModels, decode: Decode, max_bytes: int) -> Gallery:
+        """Read and decode every image in directory off the event loop, and detect all their faces in one batched call."""
+        paths = await asyncio.to_thread(_image_paths, directory)
+        read = await asyncio.gather(*(_read(path, decode, max_bytes) for path in paths))
+        frames = {name: frame for name, frame, reason in read if reason is None}
+        broken = [Destination(name, UNREADABLE, (), reason) for name, _, reason in read if reason is not None]
         canvases = [letterbox(frame) for frame in frames.values()]
         detections = await models.detect([canvas for canvas, _ in canvases]) if canvases else []
         loaded = [
@@ -89,6 +92,52 @@ class Gallery:
                 f"unknown destination(s) {unknown}; known: {sorted(self.destinations)} (see POST /destinations)"
             )
         return [self.destinations[name] for name in dict.fromkeys(names)]
+
+
+def _image_paths(directory: Path) -> list[Path]:
+    """The directory's entries with an image suffix; an unreadable directory stops the service being ready."""
+    try:
+        entries = sorted(directory.iterdir())
+    except FileNotFoundError:
+        logger.warning("no destinations directory at %s", directory.resolve())
+        return []
+    except OSError as exc:
+        logger.error("the destinations directory %s cannot be read: %s", directory.resolve(), exc.strerror or exc)
+        raise GalleryUnavailable(
+            f"The destinations directory cannot be read ({exc.strerror or type(exc).__name__}); the server log names it."
+        ) from exc
+    paths = [path for path in entries if path.suffix.lower() in IMAGE_SUFFIXES]
+    if not paths:
+        logger.warning("no destination images in %s", directory.resolve())
+    return paths
+
+
+async def _read(path: Path, decode: Decode, max_bytes: int) -> tuple[str, Frame, str | None]:
+    """(name, frame, None), or (name, an empty frame, why it cannot be used)."""
+    try:
+        data = await asyncio.to_thread(read_regular_file, path, max_bytes)
+        return path.name, (await decode(data)).frame, None
+    except OSError as exc:
+        reason = f"cannot be read: {exc.strerror or type(exc).__name__}"
+    except SwaparoonyError as exc:
+        reason = f"cannot be read: {exc}"
+    logger.warning("destination %s skipped: %s", path, reason)
+    return path.name, UNREADABLE, reason
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes; FIFOs, devices and directories are refused without blocking on them."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file (a directory, FIFO or device)")
+        if info.st_size > max_bytes:
+            raise OSError(0, f"{info.st_size:,} bytes, over the {max_bytes:,}-byte limit")
+        with os.fdopen(os.dup(descriptor), "rb") as file:
+            return file.read(max_bytes + 1)
+    finally:
+        os.close(descriptor)
 
 
 def _destination(name: str, frame: Frame, faces: list[Face]) -> Destination:

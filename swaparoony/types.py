@@ -31,6 +31,18 @@ class Face:
     landmarks: Landmarks5
     score: float
 
+    def scaled(self, factor: float) -> Face:
+        """The same face in an image `factor` times larger (from a reduced frame back to the file's pixels)."""
+        return Face(tuple(v * factor for v in self.bbox), self.landmarks * factor, self.score)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upright BGR frame, and how many of the file's pixels each of its pixels stands for."""
+
+    frame: Frame
+    scale: float = 1.0
+
 
 @dataclass(frozen=True)
 class SwapItem:

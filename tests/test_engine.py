@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,16 @@ def model_set(models_dir: Path) -> ModelSet:
 
 
 @pytest.fixture(scope="module")
-def engine(model_set: ModelSet, models_dir: Path, gallery_dir: Path) -> SwapEngine:
+def engine(model_set: ModelSet, models_dir: Path, gallery_dir: Path) -> Iterator[SwapEngine]:
     settings = Settings(models_dir=models_dir, destinations_dir=gallery_dir)
-    return asyncio.run(SwapEngine.start(LocalFaceModels(model_set), settings))
+    started = asyncio.run(SwapEngine.start(LocalFaceModels(model_set), settings))
+    yield started
+    started.close()
 
 
 def test_gallery_is_detected_once_in_one_batch(model_set: ModelSet, models_dir: Path, gallery_dir: Path) -> None:
     fresh = ModelSet.load(models_dir, None, 0.5)
-    asyncio.run(SwapEngine.start(LocalFaceModels(fresh), Settings(destinations_dir=gallery_dir)))
+    asyncio.run(SwapEngine.start(LocalFaceModels(fresh), Settings(destinations_dir=gallery_dir))).close()
     assert fresh.runs == {"detect": 3}  # three readable destinations, nothing else
 
 

@@ -205,27 +205,29 @@ def test_openapi_documents_the_public_routes(server: Server) -> None:
     assert httpx.get(server.url + "/").status_code == 200  # Swagger UI
 
 
-def test_models_missing_starts_and_answers_503_with_the_paths(tmp_path: Path, gallery_dir: Path) -> None:
+def test_models_missing_starts_and_answers_503_saying_what_to_do(tmp_path: Path, gallery_dir: Path) -> None:
     empty = tmp_path / "no_models"
     empty.mkdir()
     running = start_server(
         tmp_path, {"SWAPAROONY_MODELS_DIR": str(empty), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)}, wait_ready=False
     )
     try:
-        assert httpx.get(running.url + "/readyz").status_code == 503
+        ready = httpx.get(running.url + "/readyz")
+        assert ready.status_code == 503 and "swaparoony models pull" in ready.json()["error"]
         response = post_swap(running)
         assert response.status_code == 503
         message = response.json()["error"]
+        assert "swaparoony models pull" in message and str(tmp_path) not in message  # the paths are for the log
+        log = running.log()
         for relative in ("buffalo_l/det_10g.onnx", "buffalo_l/w600k_r50.onnx", "inswapper_128.onnx"):
-            assert str(empty.resolve() / relative) in message
-        assert "non-commercial" in message
+            assert str(empty.resolve() / relative) in log
+        assert "non-commercial" in log
         assert httpx.post(running.url + "/destinations").status_code == 503
         assert httpx.get(running.url + "/api/v1/health").json()["models_loaded"] is False
         assert httpx.get(running.url + "/v1/models/swaparoony-face-swap").json()["ready"] is False
         assert running.process.poll() is None  # still serving, no crash loop
     finally:
         stop_server(running.process)
-
 
 
 def test_several_api_workers_share_one_model_service(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:

@@ -1,0 +1,54 @@
+"""The decode worker process: reads requests on stdin, decodes with image_file, writes pixels to stdout.
+
+Run by DecoderPool as `python -m swaparoony.decode_worker MEMORY_BYTES`. A request is a 4-byte
+length, a JSON object of DecodeLimits, an 8-byte length and the file's bytes; a reply is a 4-byte
+length, a JSON object ({"shape", "scale"} or {"error", "message"}) and, on success, the RGB pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import struct
+import sys
+from typing import BinaryIO
+
+import numpy as np
+
+from .errors import DecodeTooCostly, SwaparoonyError
+from .image_file import DecodeLimits, read_rgb
+
+HEADER = struct.Struct("!I")
+SIZE = struct.Struct("!Q")
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    """Answer decode requests until the parent closes the pipe."""
+    while (head := requests.read(HEADER.size)) and len(head) == HEADER.size:
+        limits = DecodeLimits(**json.loads(requests.read(HEADER.unpack(head)[0])))
+        data = requests.read(SIZE.unpack(requests.read(SIZE.size))[0])
+        pixels: bytes | memoryview = b""
+        try:
+            rgb, scale = read_rgb(data, limits)
+            reply: dict[str, object] = {"shape": list(rgb.shape), "scale": scale}
+            pixels = np.ascontiguousarray(rgb).data  # written as it is, no copy
+        except MemoryError:
+            error = DecodeTooCostly("The image needs more memory to decode than the service allows.")
+            reply = {"error": type(error).__name__, "message": str(error)}
+        except SwaparoonyError as exc:
+            reply = {"error": type(exc).__name__, "message": str(exc)}
+        del data
+        encoded = json.dumps(reply).encode()
+        replies.write(HEADER.pack(len(encoded)) + encoded)
+        replies.write(pixels)
+        replies.flush()
+
+
+def main() -> None:
+    memory_bytes = int(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()

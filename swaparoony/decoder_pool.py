@@ -1,0 +1,149 @@
+"""Decoding in worker processes that can be stopped: a deadline per decode and a memory limit per process.
+
+A hostile file can be valid and still cost minutes of CPU or gigabytes to decode. In a thread that
+work cannot be stopped, and it holds up shutdown; in a process it is killed at its deadline and the
+process replaced. Its address space is capped, so an allocation past the cap fails in the worker
+instead of growing the service towards its pod's memory limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import errors
+from .decode_worker import HEADER, SIZE
+from .errors import DecodeTooCostly, SwaparoonyError, UndecodableImage
+from .image_file import DecodeLimits
+from .types import DecodedImage
+
+logger = logging.getLogger(__name__)
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+"""One thread each: a decode is single-threaded, and BLAS thread pools would reserve address space."""
+
+
+class DecoderPool:
+    """A fixed set of decode worker processes; decode() blocks until one is free."""
+
+    def __init__(self, processes: int, timeout_s: float, memory_bytes: int) -> None:
+        self.timeout_s = timeout_s
+        self.memory_bytes = memory_bytes
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        for _ in range(processes):
+            self._idle.put(_Worker(memory_bytes))
+
+    def decode(self, data: bytes, limits: DecodeLimits) -> DecodedImage:
+        """Decode in a worker; a decode past the deadline is killed and refused as too costly."""
+        worker = self._idle.get()
+        if worker.process.poll() is not None:  # died while idle (killed from outside): not this image's fault
+            worker.kill()
+            worker = _Worker(self.memory_bytes)
+        try:
+            return worker.decode(data, limits, time.monotonic() + self.timeout_s)
+        except _WorkerLost as exc:
+            worker.kill()
+            worker = _Worker(self.memory_bytes)
+            if exc.timed_out:
+                logger.warning("a decode ran past %s s and was stopped", self.timeout_s)
+                raise DecodeTooCostly(
+                    f"The image could not be decoded within {self.timeout_s:g} seconds; it may be built to be slow "
+                    "to decode. Re-save it as an ordinary JPEG or PNG."
+                ) from None
+            raise UndecodableImage("The image could not be decoded; the decoder stopped on it.") from None
+        finally:
+            self._idle.put(worker)
+
+    def close(self) -> None:
+        """Stop every idle worker (call once no decode is running)."""
+        while True:
+            try:
+                self._idle.get_nowait().kill()
+            except queue.Empty:
+                return
+
+
+class _WorkerLost(Exception):
+    """The worker died, broke the protocol or ran past its deadline."""
+
+    def __init__(self, timed_out: bool) -> None:
+        super().__init__("timed out" if timed_out else "worker lost")
+        self.timed_out = timed_out
+
+
+class _Worker:
+    """One decode worker process and the pipes to it."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "swaparoony.decode_worker", str(memory_bytes)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, **WORKER_ENV, "PYTHONPATH": path},
+        )
+        self.requests: int = self.process.stdin.fileno()  # type: ignore[union-attr]
+        self.replies: int = self.process.stdout.fileno()  # type: ignore[union-attr]
+        os.set_blocking(self.requests, False)  # so no write or read can outlast the deadline
+        os.set_blocking(self.replies, False)
+
+    def decode(self, data: bytes, limits: DecodeLimits, deadline: float) -> DecodedImage:
+        meta = json.dumps(limits.to_dict()).encode()
+        self._write(HEADER.pack(len(meta)) + meta + SIZE.pack(len(data)), deadline)
+        self._write(data, deadline)
+        reply = json.loads(self._read(HEADER.unpack(self._read(HEADER.size, deadline))[0], deadline))
+        if "error" in reply:
+            error = getattr(errors, reply["error"], None)
+            raise (error if isinstance(error, type) and issubclass(error, SwaparoonyError) else UndecodableImage)(reply["message"])
+        rgb = np.frombuffer(self._read(int(np.prod(reply["shape"])), deadline), np.uint8).reshape(reply["shape"])
+        return DecodedImage(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=rgb), reply["scale"])
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            self._wait(select.POLLOUT, self.requests, deadline)
+            try:
+                view = view[os.write(self.requests, view):]
+            except BlockingIOError:
+                continue
+            except OSError:  # the worker is gone
+                raise _WorkerLost(timed_out=False) from None
+
+    def _read(self, size: int, deadline: float) -> bytearray:
+        buffer = bytearray(size)
+        view, got = memoryview(buffer), 0
+        while got < size:
+            self._wait(select.POLLIN, self.replies, deadline)
+            try:
+                read = os.readv(self.replies, [view[got:]])
+            except BlockingIOError:
+                continue
+            if read == 0:  # the worker is gone
+                raise _WorkerLost(timed_out=False)
+            got += read
+        return buffer
+
+    @staticmethod
+    def _wait(event: int, fd: int, deadline: float) -> None:
+        poller = select.poll()
+        poller.register(fd, event)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            raise _WorkerLost(timed_out=True)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()

@@ -1,0 +1,136 @@
+"""Image files to 8-bit RGB pixels, within limits on bytes, pixels, scans and memory.
+
+This module imports only Pillow and NumPy, so the decode worker process that runs it stays small
+(OpenCV alone maps ~300 MB of address space, which would eat its memory limit).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DecodeTooCostly, UndecodableImage, UnsupportedImageFormat, UploadTooLarge
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
+HINT = "Upload a JPEG, PNG or WebP photo."
+MAX_JPEG_SCANS = 64
+"""Ordinary progressive JPEGs have about 10 scans. Each scan is a pass over every block of the image,
+so a file that repeats a tiny scan thousands of times decodes for minutes from a few hundred KB."""
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
+"""Modes Pillow's reduce() takes; others are box-resized (16-bit grey stays 2 bytes a pixel until then)."""
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What one decode may cost; long_side=None keeps full resolution (destinations)."""
+
+    max_bytes: int
+    max_pixels: int
+    long_side: int | None = None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return asdict(self)
+
+
+def read_rgb(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, float]:
+    """Decode to an upright HxWx3 uint8 RGB array and the factor from its pixels to the file's pixels.
+
+    Uploads (long_side set) are reduced by whole factors while their long side stays at or above
+    long_side; JPEGs get that reduction from the decoder itself (DCT scaling), which is also faster.
+    EXIF orientation is applied; grayscale, palette, alpha (composited on white), CMYK and 16-bit
+    images are normalised; an animated WebP yields its first frame.
+    """
+    if not data:
+        raise UndecodableImage(f"The uploaded file is empty. {HINT}")
+    if len(data) > limits.max_bytes:
+        raise UploadTooLarge(f"The upload is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes.")
+    image = _open(data, limits.max_pixels)
+    full_long_side = max(image.size)
+    try:
+        image = _reduced(image, limits.long_side)
+        image = ImageOps.exif_transpose(image)
+        rgb = _to_rgb8(image)
+    except MemoryError as exc:
+        raise DecodeTooCostly(f"The {image.format} image needs more memory to decode than the service allows.") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UndecodableImage(f"The {image.format} image could not be decoded ({exc}); it may be truncated. {HINT}") from exc
+    return rgb, full_long_side / max(rgb.shape[:2])
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Read only the header, so the limits are enforced before any pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UploadTooLarge(f"The image declares too many pixels; the limit is {max_pixels:,}.") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UndecodableImage(f"The upload is not an image Swaparoony can read. {HINT}") from exc
+    if image.format not in ACCEPTED_FORMATS:
+        raise UnsupportedImageFormat(f"{image.format} images are not supported. {HINT}")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise UploadTooLarge(f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}.")
+    if min(width, height) < 16:
+        raise UndecodableImage(f"The image is only {width}x{height} pixels; a face needs at least a few dozen. {HINT}")
+    if image.format == "JPEG":
+        _check_scans(data)
+    return image
+
+
+def _check_scans(data: bytes) -> None:
+    # 0xFF 0xDA (start of scan) cannot occur inside entropy-coded data, where 0xFF is always followed
+    # by 0x00 or a restart marker; counting it counts the scans, plus any in embedded thumbnails.
+    scans = data.count(b"\xff\xda")
+    if scans > MAX_JPEG_SCANS:
+        raise DecodeTooCostly(
+            f"The JPEG has {scans:,} scans; the limit is {MAX_JPEG_SCANS} (ordinary photos have about 10). "
+            "Re-save it as an ordinary JPEG or PNG."
+        )
+
+
+def _reduced(image: Image.Image, long_side: int | None) -> Image.Image:
+    """The image decoded at the smallest whole-factor size whose long side is still at least long_side."""
+    factor = _factor(image.size, long_side)
+    if factor > 1 and image.format == "JPEG":
+        width, height = image.size
+        image.draft(image.mode, (-(-width // factor), -(-height // factor)))  # DCT scaling: 1/2, 1/4 or 1/8
+    image.load()
+    factor = _factor(image.size, long_side)
+    if factor == 1:
+        return image
+    if image.mode in REDUCIBLE_MODES:
+        return image.reduce(factor)
+    return image.resize((image.width // factor, image.height // factor), Image.Resampling.BOX)
+
+
+def _factor(size: tuple[int, int], long_side: int | None) -> int:
+    return max(1, max(size) // long_side) if long_side else 1
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+
+
+def _gray8(pixels: np.ndarray) -> np.ndarray:
+    """16-bit (or wider) grey to 8-bit; images that only use 0..255 keep their values."""
+    if pixels.max(initial=0) <= 255:
+        return np.clip(pixels, 0, 255).astype(np.uint8)
+    return (np.clip(pixels, 0, 65535) // 257).astype(np.uint8)
+
+
+def _to_rgb8(image: Image.Image) -> np.ndarray:
+    if image.mode in SIXTEEN_BIT_MODES:
+        return np.repeat(_gray8(np.asarray(image))[..., None], 3, axis=2)
+    if _has_alpha(image):
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        on_white = Image.new("RGB", rgba.size, (255, 255, 255))
+        on_white.paste(rgba, (0, 0), rgba)  # the alpha band is the mask; no full-frame float copies
+        return np.asarray(on_white)
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))

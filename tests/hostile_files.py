@@ -1,0 +1,55 @@
+"""Valid image files built to be costly: scan-bomb JPEGs and huge-but-small 16-bit PNGs (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def progressive_jpeg(size: tuple[int, int], seed: int = 0) -> bytes:
+    """An ordinary progressive JPEG (about 10 scans) of smooth random colour."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 255, (max(1, size[1] // 16), max(1, size[0] // 16), 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC).save(buffer, "JPEG", quality=85, progressive=True)
+    return buffer.getvalue()
+
+
+def scans(data: bytes) -> list[tuple[int, int]]:
+    """Where each scan (its SOS header and entropy-coded data) starts and ends."""
+    found, position = [], 2
+    while data[position + 1] != 0xD9:  # EOI
+        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if data[position + 1] == 0xDA:  # SOS: the scan's data runs to the next marker that is not stuffing or RSTn
+            while True:
+                end = data.index(b"\xff", end)
+                if data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7:
+                    end += 2
+                    continue
+                break
+            found.append((position, end))
+        position = end
+    return found
+
+
+def scan_bomb(data: bytes, copies: int, largest: bool = False) -> bytes:
+    """The JPEG with one of its scans repeated: libjpeg warns about the progression and decodes every copy."""
+    start, end = (max if largest else min)(scans(data), key=lambda span: span[1] - span[0])
+    eoi = data.rindex(b"\xff\xd9")
+    return data[:eoi] + data[start:end] * copies + data[eoi:]
+
+
+def sixteen_bit_png(size: tuple[int, int], value: int = 40000) -> bytes:
+    """A flat 16-bit greyscale PNG: kilobytes on the wire, 2 bytes a pixel decoded."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0]), value, np.uint16)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def flat_rgba_png(size: tuple[int, int]) -> bytes:
+    """A flat RGBA PNG: kilobytes on the wire, 4 bytes a pixel decoded."""
+    buffer = io.BytesIO()
+    Image.new("RGBA", size, (200, 120, 40, 128)).save(buffer, "PNG")
+    return buffer.getvalue()

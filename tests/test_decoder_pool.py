@@ -1,0 +1,67 @@
+"""Decoding in worker processes: the same pixels, a deadline that kills the work, a memory cap, recovery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import psutil
+import pytest
+
+from conftest import encode, upload_image
+from hostile_files import flat_rgba_png, progressive_jpeg, scan_bomb
+from swaparoony.decoder_pool import DecoderPool
+from swaparoony.errors import DecodeTooCostly, UndecodableImage
+from swaparoony.image_file import DecodeLimits
+from swaparoony.vision import decode_image
+
+LIMITS = DecodeLimits(max_bytes=64_000_000, max_pixels=40_000_000)
+UPLOAD = encode(upload_image())
+
+
+@pytest.fixture
+def pool() -> Iterator[DecoderPool]:
+    running = DecoderPool(processes=1, timeout_s=0.3, memory_bytes=1024 * 1024 * 1024)
+    yield running
+    running.close()
+
+
+def worker_pid(pool: DecoderPool) -> int:
+    return pool._idle.queue[0].process.pid
+
+
+def test_the_worker_gives_the_same_pixels_as_decoding_here(pool: DecoderPool) -> None:
+    decoded = pool.decode(UPLOAD, LIMITS)
+    assert decoded.scale == 1.0 and decoded.frame.flags.writeable
+    assert np.array_equal(decoded.frame, decode_image(UPLOAD, LIMITS.max_bytes, LIMITS.max_pixels))
+
+
+def test_a_decode_past_its_deadline_is_killed_and_refused(pool: DecoderPool) -> None:
+    slow = scan_bomb(progressive_jpeg((4000, 4000)), copies=50, largest=True)  # 60 scans, about 2 s here
+    before = worker_pid(pool)
+    with pytest.raises(DecodeTooCostly, match="within 0.3 seconds"):
+        pool.decode(slow, LIMITS)
+    assert not psutil.pid_exists(before) or psutil.Process(before).status() == psutil.STATUS_ZOMBIE
+    assert worker_pid(pool) != before
+    assert pool.decode(UPLOAD, LIMITS).frame.shape == (640, 640, 3)  # a fresh worker serves the next one
+
+
+def test_a_decode_past_the_memory_cap_fails_alone() -> None:
+    small = DecoderPool(processes=1, timeout_s=30, memory_bytes=200 * 1024 * 1024)
+    try:
+        with pytest.raises(DecodeTooCostly, match="memory"):
+            small.decode(flat_rgba_png((6000, 6000)), LIMITS)  # about 450 MB at full size, over the 200 MB cap
+        assert small.decode(UPLOAD, LIMITS).frame.shape == (640, 640, 3)
+    finally:
+        small.close()
+
+
+def test_a_worker_killed_while_idle_is_replaced_without_failing_the_next_image(pool: DecoderPool) -> None:
+    psutil.Process(worker_pid(pool)).kill()
+    psutil.Process(worker_pid(pool)).wait(10)
+    assert pool.decode(UPLOAD, LIMITS).frame.shape == (640, 640, 3)
+
+
+def test_errors_come_back_as_the_same_domain_errors(pool: DecoderPool) -> None:
+    with pytest.raises(UndecodableImage, match="JPEG, PNG or WebP"):
+        pool.decode(b"not an image at all", LIMITS)

@@ -1,0 +1,42 @@
+"""Reading image files within budget: decoding near the size needed, 16-bit, and scan bombs refused unread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import pil_bytes
+from hostile_files import progressive_jpeg, scan_bomb, sixteen_bit_png
+from swaparoony.errors import DecodeTooCostly
+from swaparoony.image_file import MAX_JPEG_SCANS, DecodeLimits, read_rgb
+
+UPLOAD = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000, long_side=1920)
+FULL = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000)
+
+
+def test_a_phone_sized_jpeg_upload_is_decoded_at_half_size_by_the_decoder() -> None:
+    photo = np.zeros((3024, 4032, 3), np.uint8)
+    photo[:, :2016] = (250, 30, 30)  # left half red
+    rgb, scale = read_rgb(pil_bytes(Image.fromarray(photo), "JPEG", quality=90), UPLOAD)
+    assert rgb.shape == (1512, 2016, 3) and scale == 2.0
+    assert rgb[700, 500, 0] > 200 and rgb[700, 1500, 0] < 40  # still the same picture
+
+
+def test_a_huge_16_bit_png_upload_is_reduced_and_scaled_to_8_bit() -> None:
+    rgb, scale = read_rgb(sixteen_bit_png((6300, 6300), value=40000), UPLOAD)
+    assert rgb.shape == (2100, 2100, 3) and scale == 3.0
+    assert (rgb == 40000 // 257).all()
+
+
+def test_destinations_keep_their_full_size() -> None:
+    rgb, scale = read_rgb(pil_bytes(Image.new("RGB", (4032, 3024), (10, 20, 30)), "PNG"), FULL)
+    assert rgb.shape == (3024, 4032, 3) and scale == 1.0
+
+
+def test_a_scan_bomb_is_refused_without_decoding() -> None:
+    ordinary = progressive_jpeg((1024, 1024))
+    assert read_rgb(ordinary, UPLOAD)[0].shape == (1024, 1024, 3)
+    bomb = scan_bomb(ordinary, copies=3000)
+    with pytest.raises(DecodeTooCostly, match=f"3,010 scans; the limit is {MAX_JPEG_SCANS}"):
+        read_rgb(bomb, UPLOAD)
