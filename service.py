@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 import bento_models
 from http_api import compat, request_parsing
+from http_api.admission import AdmissionMiddleware
 from http_api.auth import BearerTokenMiddleware
 from http_api.body_limit import BodyLimitMiddleware
 from http_api.deadline import RequestDeadlineMiddleware
@@ -267,6 +268,8 @@ class Swaparoony:
 
 Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)  # first added is outermost
 Swaparoony.add_asgi_middleware(ReadinessMiddleware, reason=lambda: bentoml.get_current_service().readiness())
+Swaparoony.add_asgi_middleware(AdmissionMiddleware, max_active=settings.max_active_requests,
+                               max_queued=settings.max_queued_requests)
 Swaparoony.add_asgi_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes,
                                limits={compat.PREDICT_PATH: settings.max_json_body_bytes})
 Swaparoony.add_asgi_middleware(ErrorBodyMiddleware)

@@ -35,6 +35,8 @@ class Settings:
     decode_timeout_s: float = 5.0
     decode_memory_mib: int | None = None
     """None: derived from max_pixels (see decode_memory_bytes)."""
+    max_active_requests: int = 16
+    max_queued_requests: int = 256
     cors_origins: tuple[str, ...] = ()
     api_token: str | None = None
     max_form_field_bytes: int = 64 * 1024
@@ -83,6 +85,8 @@ class Settings:
             decode_processes=_bounded_int(env, "SWAPAROONY_DECODE_PROCESSES", defaults.decode_processes, 1, 64),
             decode_timeout_s=_bounded_float(env, "SWAPAROONY_DECODE_TIMEOUT_S", defaults.decode_timeout_s, 0.1, 300.0),
             decode_memory_mib=_optional_int(env, "SWAPAROONY_DECODE_MEMORY_MIB", 128, 1 << 20),
+            max_active_requests=_bounded_int(env, "SWAPAROONY_MAX_ACTIVE_REQUESTS", defaults.max_active_requests, 1, 4096),
+            max_queued_requests=_bounded_int(env, "SWAPAROONY_MAX_QUEUED_REQUESTS", defaults.max_queued_requests, 0, 65536),
             cors_origins=_names(env, "SWAPAROONY_CORS_ORIGINS"),
             api_token=env.get("SWAPAROONY_API_TOKEN") or None,
         )

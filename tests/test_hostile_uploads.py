@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlparse
 
 import cv2
 import httpx
@@ -78,13 +81,41 @@ def test_valid_requests_are_served_while_hostile_uploads_are_in_flight(hardened:
 
 @pytest.fixture(scope="module")
 def narrow(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, gallery_dir: Path) -> Iterator[Server]:
-    """180 MiB of address space a decode (the interpreter takes 110)."""
+    """One request at a time, one more queued, 180 MiB of address space a decode (the interpreter takes 110)."""
     running = start_server(tmp_path_factory.mktemp("narrow"), {
         "SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
-        "SWAPAROONY_DECODE_MEMORY_MIB": "180",
+        "SWAPAROONY_MAX_ACTIVE_REQUESTS": "1", "SWAPAROONY_MAX_QUEUED_REQUESTS": "1", "SWAPAROONY_DECODE_MEMORY_MIB": "180",
     })
     yield running
     stop_server(running.process)
+
+
+def held_upload(server: Server) -> socket.socket:
+    """An upload whose body never finishes: it holds its place until the socket closes."""
+    url = urlparse(server.url)
+    connection = socket.create_connection((url.hostname, url.port), timeout=30)
+    connection.sendall(f"POST /swap HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                       f"Content-Length: {len(UPLOAD) + 200}\r\n\r\n--b\r\n".encode())
+    return connection
+
+
+def requests_gauge(server: Server, state: str) -> float:
+    found = re.search(rf'^swaparoony_requests{{state="{state}"}} (\S+)$', httpx.get(server.url + "/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_past_the_queue_requests_get_503_with_retry_after(narrow: Server) -> None:
+    active = held_upload(narrow)
+    wait_for(lambda: requests_gauge(narrow, "active") == 1, "the first upload to be active")
+    queued = held_upload(narrow)
+    wait_for(lambda: requests_gauge(narrow, "queued") == 1, "the second upload to be queued")
+    refused = post(narrow, UPLOAD, timeout=30)
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    assert refused.json()["code"] == "busy" and "retry" in refused.json()["error"]
+    active.close()
+    queued.close()
+    wait_for(lambda: requests_gauge(narrow, "active") + requests_gauge(narrow, "queued") == 0, "the held uploads to go")
+    assert post(narrow, UPLOAD).status_code == 200
 
 
 def test_a_decode_past_the_memory_budget_is_refused(narrow: Server) -> None:
