@@ -18,7 +18,7 @@ import PIL.Image
 from starlette.responses import Response
 
 import bento_models
-from http_api import compat, request_parsing
+from http_api import compat, request_log, request_parsing
 from http_api.admission import AdmissionMiddleware
 from http_api.auth import BearerTokenMiddleware
 from http_api.body_limit import BodyLimitMiddleware
@@ -42,6 +42,7 @@ logger.setLevel(logging.INFO)
 settings = Settings.from_env()
 
 request_parsing.install(settings)
+request_log.install()
 keep_sockets_until_workers_stop()
 
 TIMEOUT_S = settings.request_timeout_s

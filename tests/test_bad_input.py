@@ -144,3 +144,13 @@ def test_an_unknown_field_is_named_not_ignored(server: Server, typo: str) -> Non
     assert response.status_code == 400
     message = response.json()["error"]
     assert typo in message and "source_face_id" in message and "output_format" in message
+
+
+def test_malformed_requests_are_one_warning_line_without_the_input(server: Server) -> None:
+    secret = "sourcefaceid-typed-by-a-person"
+    response = httpx.post(server.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
+                          data={"source_face_id": secret}, timeout=60)
+    assert response.status_code == 400
+    lines = [line for line in server.log().splitlines() if "malformed request POST /swap" in line and "source_face_id" in line]
+    assert lines and "[WARNING]" in lines[-1]
+    assert secret not in server.log()  # neither the value nor a traceback quoting it
