@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from typing import Any
 
 import bentoml
@@ -79,7 +78,7 @@ class FaceModels:
     def __init__(self) -> None:
         self.model_set: ModelSet | None = None
         self.problem: str | None = None
-        self.last_call = 0.0
+        self.api_workers_drained = 0
         models_dir = settings.models_dir or bento_models.stored_dir() or DEFAULT_MODELS_DIR
         try:
             self.model_set = ModelSet.load(models_dir, settings.providers, settings.detection_threshold)
@@ -95,8 +94,13 @@ class FaceModels:
 
     @bentoml.on_startup
     async def keep_serving_while_the_api_drains(self) -> None:
-        """On SIGTERM, answer model calls until the API service's in-flight requests are done."""
-        drain_on_sigterm(lambda: self.last_call)
+        """On SIGTERM, answer model calls until every API worker has finished its in-flight requests."""
+        drain_on_sigterm(lambda: self.api_workers_drained >= settings.api_workers, TIMEOUT_S + BACKSTOP_S)
+
+    @bentoml.api
+    async def api_worker_drained(self) -> None:
+        """Called by each API worker once its last request is answered, as it shuts down."""
+        self.api_workers_drained += 1
 
     @bentoml.api
     def status(self) -> dict[str, Any]:
@@ -120,7 +124,6 @@ class FaceModels:
         return self._models().swap([SwapItem(item.crop, item.latent) for item in items])
 
     def _models(self) -> ModelSet:
-        self.last_call = time.monotonic()
         if self.model_set is None:
             raise bentoml.exceptions.ServiceUnavailable(self.problem or "models not loaded")
         return self.model_set
@@ -160,10 +163,14 @@ class Swaparoony:
         asyncio.get_running_loop().create_task(self._prepare_with_retries())
 
     @bentoml.on_shutdown
-    def stop_decoding(self) -> None:
-        """Stop the decode processes with the worker."""
+    async def release_the_model_service(self) -> None:
+        """Runs once this worker has answered its last request: stop decoding, let the model service go."""
         if self._engine is not None:
             self._engine.close()
+        try:
+            await asyncio.wait_for(self.models.to_async.api_worker_drained(), 10)
+        except Exception as exc:  # it gives up waiting on its own; nothing is lost
+            logger.warning("could not tell the model service this worker has drained: %r", exc)
 
     async def _prepare_with_retries(self) -> None:
         for _ in range(600):

@@ -1,9 +1,10 @@
-"""Delay the model service's exit on SIGTERM until the API service has stopped calling it.
+"""Keep the model service up on SIGTERM until every API worker has drained its requests.
 
-BentoML's supervisor stops every service at once. The API service drains its in-flight requests,
-but those still need the model service, which would otherwise close its socket immediately and
-turn them into 503s. So the model service keeps serving until model calls have been idle for a
-moment (bounded well inside the supervisor's 30 s grace period), then shuts down as usual.
+BentoML's supervisor sends SIGTERM to every worker at once. An API worker stops accepting and
+finishes its in-flight requests (each ends by the request deadline), but those requests still need
+the model service, which would otherwise close its socket at once and turn them into 503s. So the
+model service keeps serving until each API worker has said, from its shutdown hook, that it is done,
+or until the longest a request may take has passed.
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ from typing import Any
 
 logger = logging.getLogger("swaparoony")
 
-IDLE_S = 2.0
-MAX_DRAIN_S = 15.0
 
-
-def drain_on_sigterm(last_call: Callable[[], float]) -> None:
+def drain_on_sigterm(drained: Callable[[], bool], max_drain_s: float) -> None:
     """Wrap the running server's SIGTERM handler; call from an async start-up hook."""
     loop = asyncio.get_running_loop()
     original = signal.getsignal(signal.SIGTERM)
@@ -30,13 +28,14 @@ def drain_on_sigterm(last_call: Callable[[], float]) -> None:
 
     async def wait_then_exit(signum: int) -> None:
         started = time.monotonic()
-        while time.monotonic() - max(last_call(), started) < IDLE_S and time.monotonic() - started < MAX_DRAIN_S:
-            await asyncio.sleep(0.2)
-        logger.info("model service idle; shutting down")
+        while not drained() and time.monotonic() - started < max_drain_s:
+            await asyncio.sleep(0.1)
+        logger.info("model service: %s; shutting down",
+                    "every API worker has drained" if drained() else f"gave up waiting after {max_drain_s:g} s")
         original(signum, None)
 
     def on_sigterm(signum: int, _frame: Any) -> None:
-        logger.info("SIGTERM: serving model calls until the API service has drained")
+        logger.info("SIGTERM: serving model calls until every API worker has drained")
         loop.call_soon_threadsafe(lambda: loop.create_task(wait_then_exit(signum)))
 
     signal.signal(signal.SIGTERM, on_sigterm)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from conftest import Server, encode, start_server, stop_server, upload_image
+from generated_models import write_models
 from swaparoony.model_specs import SWAPPER
 from test_privacy_and_access import image_files
 
@@ -90,19 +92,37 @@ def test_corrupt_model_is_named_in_the_log_and_not_to_clients(tmp_path: Path, mo
         stop_server(running.process)
 
 
-def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
-    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)})
+@pytest.fixture(scope="module")
+def costly_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated models with about the real compute: a request takes seconds on a CPU."""
+    return write_models(tmp_path_factory.mktemp("costly_models"), cost_faithful=True)
+
+
+def active_requests(server: Server) -> float:
+    found = re.search(r'^swaparoony_requests{state="active"} (\S+)$', httpx.get(server.url + "/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, costly_models: Path, gallery_dir: Path) -> None:
+    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(costly_models), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)})
     try:
         def swap(_: int) -> int:
-            return httpx.post(running.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
-                              data={"output_format": "png"}, timeout=60).status_code
+            return httpx.post(running.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, timeout=120).status_code
 
-        with ThreadPoolExecutor(6) as pool:
-            futures = [pool.submit(swap, i) for i in range(6)]
-            time.sleep(0.15)
+        with ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(swap, i) for i in range(3)]
+            deadline = time.monotonic() + 60
+            while active_requests(running) < 3:  # every request admitted and in flight, none answered yet
+                assert time.monotonic() < deadline and not any(f.done() for f in futures)
+                time.sleep(0.05)
             os.kill(running.process.pid, signal.SIGTERM)  # what Kubernetes sends to the container's PID 1
             statuses = [f.result() for f in futures]
-        assert statuses == [200] * 6
-        assert running.process.wait(timeout=60) == 0
+        assert statuses == [200] * 3
+        assert running.process.wait(timeout=120) == 0
+        log = running.log().splitlines()
+        sigterm = next(i for i, line in enumerate(log) if "swaparoony-models" in line and "SIGTERM" in line)
+        served_after = [line for line in log[sigterm:] if "swaparoony-models" in line and "path=/swap" in line]
+        assert served_after, "no model call was served after SIGTERM"
+        assert any("every API worker has drained" in line for line in log[sigterm:])
     finally:
         stop_server(running.process)

@@ -92,6 +92,20 @@ def test_port_probes_and_security_context(variant: str) -> None:
     assert env["HOME"] == "/tmp/home"  # on an emptyDir, since restricted-v2 gives no home directory
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_shutdown_lets_the_longest_request_finish(variant: str) -> None:
+    from service import BACKSTOP_S
+    from swaparoony.settings import Settings
+
+    docs = render(variant)
+    pod = docs["InferenceService"]["spec"]["predictor"] if "InferenceService" in docs else docs["Deployment"]["spec"]["template"]["spec"]
+    pre_stop = runtime_container(docs)["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    longest = Settings().request_timeout_s + BACKSTOP_S + int(pre_stop[1])
+    assert pod["terminationGracePeriodSeconds"] >= longest + 10
+    assert Settings().request_timeout_s < 300  # inside the booth frontend's and the router's 300 s
+
+
 def test_kserve_serving_metadata_for_the_dashboard() -> None:
     docs = render("overlays/gpu")
     runtime, isvc = docs["ServingRuntime"], docs["InferenceService"]
