@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import struct
 import sys
 from typing import BinaryIO
@@ -47,6 +48,11 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
 def main() -> None:
     memory_bytes = int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    # BentoML's supervisor sends SIGTERM to the API worker's children too, and a terminal's Ctrl+C reaches
+    # the whole process group; the API worker still has uploads to decode while it drains. It ends this
+    # process itself: by closing the pipe (EOF) or, for a decode past its deadline, with SIGKILL.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 

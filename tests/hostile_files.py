@@ -17,6 +17,14 @@ def progressive_jpeg(size: tuple[int, int], seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
+def gradient_jpeg(side: int) -> bytes:
+    """A progressive JPEG of a smooth gradient: its AC scans are a few bytes each, the cheapest to repeat."""
+    ramp = np.linspace(0, 255, side, dtype=np.float32).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(np.repeat(ramp[:, None], side, axis=1)).convert("RGB").save(buffer, "JPEG", quality=85, progressive=True)
+    return buffer.getvalue()
+
+
 def scans(data: bytes) -> list[tuple[int, int]]:
     """Where each scan (its SOS header and entropy-coded data) starts and ends."""
     found, position = [], 2

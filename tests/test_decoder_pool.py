@@ -65,3 +65,12 @@ def test_a_worker_killed_while_idle_is_replaced_without_failing_the_next_image(p
 def test_errors_come_back_as_the_same_domain_errors(pool: DecoderPool) -> None:
     with pytest.raises(UndecodableImage, match="JPEG, PNG or WebP"):
         pool.decode(b"not an image at all", LIMITS)
+
+
+def test_a_worker_outlives_sigterm_so_a_draining_server_can_still_decode(pool: DecoderPool) -> None:
+    # BentoML's supervisor sends SIGTERM to the API worker's children while the API worker drains.
+    pool.decode(UPLOAD, LIMITS)  # the worker is up
+    pid = worker_pid(pool)
+    psutil.Process(pid).terminate()
+    assert pool.decode(UPLOAD, LIMITS).frame.shape == (640, 640, 3)
+    assert worker_pid(pool) == pid
