@@ -126,3 +126,20 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, costl
         assert any("every API worker has drained" in line for line in log[sigterm:])
     finally:
         stop_server(running.process)
+
+
+def test_sigterm_exits_even_with_a_stuck_request(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
+    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
+                                      "SWAPAROONY_REQUEST_TIMEOUT_S": "3"})
+    try:
+        stuck = partial_upload(running, 0.5)  # never finishes its body
+        deadline = time.monotonic() + 30
+        while active_requests(running) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(running.process.pid, signal.SIGTERM)
+        assert running.process.wait(timeout=60) == 0  # the stuck request is answered 504 at its deadline, then exit
+        assert stuck.recv(4096).startswith(b"HTTP/1.1 504")
+        stuck.close()
+    finally:
+        stop_server(running.process)
