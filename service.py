@@ -13,10 +13,10 @@ from typing import Any
 
 import bentoml
 import numpy as np
-import PIL.Image
 from starlette.responses import Response
 
 import bento_models
+import swaparoony
 from http_api import compat, request_log, request_parsing
 from http_api.admission import AdmissionMiddleware
 from http_api.auth import BearerTokenMiddleware
@@ -25,9 +25,11 @@ from http_api.deadline import RequestDeadlineMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
 from http_api.model_client import BatchedFaceModels
 from http_api.readiness import ReadinessMiddleware
+from http_api.front_door import FrontDoorMiddleware
+from http_api.openapi import public_document
 from http_api.schemas import (
-    DestinationNames, DestinationOut, FaceId, FaceOut, ImageUpload, OutputFormat, SwapBatchItem, SwapResponse,
-    error_response, swap_response,
+    PICTURE, DestinationNames, DestinationOut, FaceId, FaceOut, ImageUpload, OutputFormat, SwapBatchItem, SwapResponse,
+    answers_errors, swap_response,
 )
 from http_api.shutdown import drain_on_sigterm, keep_sockets_until_workers_stop
 from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine, SwapOptions
@@ -50,6 +52,7 @@ MODELS_UNAVAILABLE = (
     "The model files are missing or invalid, so the service cannot swap yet. The operator must install them "
     "(`swaparoony models pull`; see the README's 'Model files') and restart; the server log names each file."
 )
+PICTURE_ROUTES = ("/swap_image", "/swap_sheet", "/faces_image")
 BACKSTOP_S = 15
 """BentoML's own timeout, kept behind RequestDeadlineMiddleware's, which answers in the service's error shape."""
 KEEP_CONNECTIONS: dict[str, Any] = {"max_requests": 2**62, "max_age": 1e12}
@@ -217,7 +220,14 @@ class Swaparoony:
     async def __is_ready__(self) -> bool:
         return await self.readiness() is None
 
+    def public_openapi(self, generated: dict[str, Any]) -> dict[str, Any]:
+        """BentoML's generated OpenAPI document, valid and explained, with the gallery's names where they help."""
+        names = list(self._engine.gallery.destinations) if self._engine else []
+        return public_document(generated, swaparoony.__version__, settings.max_upload_bytes, settings.max_pixels,
+                               names, PICTURE_ROUTES)
+
     @bentoml.api(route="/swap")
+    @answers_errors
     async def swap(
         self,
         image: ImageUpload,
@@ -226,15 +236,12 @@ class Swaparoony:
         destinations: DestinationNames = None,
         output_format: OutputFormat = "jpeg",
     ) -> SwapResponse:
-        """Swap one face of the upload into every selected destination (all by default)."""
+        """Swap one face of the upload into every selected destination (all by default); the pictures come as base64 JSON."""
         options = SwapOptions(source_face_id, destination_face_id, tuple(destinations or ()), output_format)
-        try:
-            outcome = await (await self.engine()).swap(image, options)
-        except SwaparoonyError as exc:
-            return error_response(exc)
-        return swap_response(outcome)
+        return swap_response(await (await self.engine()).swap(image, options))
 
-    @bentoml.api(route="/swap_image")
+    @bentoml.api(route="/swap_image", output_spec=PICTURE)
+    @answers_errors
     async def swap_image(
         self,
         image: ImageUpload,
@@ -242,32 +249,46 @@ class Swaparoony:
         source_face_id: FaceId = 1,
         destination_face_id: FaceId = 1,
         output_format: OutputFormat = "jpeg",
-    ) -> PIL.Image.Image:
-        """Swap into one destination and return the picture itself, shown inline in Swagger UI."""
+    ) -> Response:
+        """Swap into one destination and get the picture itself, shown in Swagger UI."""
         options = SwapOptions(source_face_id, destination_face_id, (destination,), output_format)
-        try:
-            outcome = await (await self.engine()).swap(image, options)
-        except SwaparoonyError as exc:
-            return error_response(exc)
-        (result,) = outcome.swapped
+        (result,) = (await (await self.engine()).swap(image, options)).swapped
         return Response(result.data, media_type=result.media_type)
 
+    @bentoml.api(route="/swap_sheet", output_spec=PICTURE)
+    @answers_errors
+    async def swap_sheet(
+        self,
+        image: ImageUpload,
+        source_face_id: FaceId = 1,
+        destination_face_id: FaceId = 1,
+        destinations: DestinationNames = None,
+        output_format: OutputFormat = "jpeg",
+    ) -> Response:
+        """Swap into every selected destination and get one contact sheet with each destination's name."""
+        options = SwapOptions(source_face_id, destination_face_id, tuple(destinations or ()), output_format)
+        sheet = await (await self.engine()).swap_sheet(image, options)
+        return Response(sheet.data, media_type=sheet.media_type)
+
     @bentoml.api(route="/faces")
+    @answers_errors
     async def faces(self, image: ImageUpload) -> list[FaceOut]:
         """The faces found in an upload, left to right, to help choose source_face_id."""
-        try:
-            found = await (await self.engine()).find_faces(image)
-        except SwaparoonyError as exc:
-            return error_response(exc)
+        found = await (await self.engine()).find_faces(image)
         return [FaceOut(face_id=i, bbox=[round(v, 1) for v in f.bbox], score=round(f.score, 4)) for i, f in enumerate(found, 1)]
 
+    @bentoml.api(route="/faces_image", output_spec=PICTURE)
+    @answers_errors
+    async def faces_image(self, image: ImageUpload, output_format: OutputFormat = "jpeg") -> Response:
+        """The upload with each face boxed and numbered left to right: the number is source_face_id."""
+        picture, count = await (await self.engine()).faces_picture(image, output_format)
+        return Response(picture.data, media_type=picture.media_type, headers={"X-Faces-Found": str(count)})
+
     @bentoml.api(route="/destinations")
+    @answers_errors
     async def destinations(self) -> list[DestinationOut]:
         """The destination gallery, with each portrait's face count or why it cannot be used."""
-        try:
-            gallery = (await self.engine()).gallery
-        except SwaparoonyError as exc:
-            return error_response(exc)
+        gallery = (await self.engine()).gallery
         return [
             DestinationOut(name=d.name, width=d.size[0], height=d.size[1], faces=len(d.faces), reason=d.reason)
             for d in gallery.destinations.values()
@@ -275,6 +296,7 @@ class Swaparoony:
 
 
 Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)  # first added is outermost
+Swaparoony.add_asgi_middleware(FrontDoorMiddleware, rewrite=lambda doc: bentoml.get_current_service().public_openapi(doc))
 Swaparoony.add_asgi_middleware(ReadinessMiddleware, reason=lambda: bentoml.get_current_service().readiness())
 Swaparoony.add_asgi_middleware(AdmissionMiddleware, max_active=settings.max_active_requests,
                                max_queued=settings.max_queued_requests)

@@ -18,9 +18,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 async def send_error(send: Send, status: int, error: str, code: str,
                      headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
     """Answer with the service's error body, `{"error": <what to do>, "code": <short>}`."""
-    body = json.dumps({"error": error, "code": code}).encode()
+    await send_body(send, status, "application/json", json.dumps({"error": error, "code": code}).encode(), headers)
+
+
+async def send_body(send: Send, status: int, content_type: str, body: bytes,
+                    headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """Answer with a whole body at once."""
     await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers,
+        (b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *headers,
     ]})
     await send({"type": "http.response.body", "body": body})
 

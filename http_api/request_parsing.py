@@ -78,8 +78,9 @@ class StrictMultipartSerde(serde.MultipartSerde):
         for name in form:
             if name in files:
                 data[name] = await self.ensure_file(form[name])
-            else:
-                data[name] = field_value(await self._text(form[name], name))
+                continue
+            values = [field_value(await self._text(value, name)) for value in form.getlist(name)]
+            data[name] = values[0] if len(values) == 1 else values  # a repeated field is a list (Swagger UI's arrays)
         return cls.model_validate(data)  # type: ignore[attr-defined]
 
     async def _text(self, value: str | UploadFile, name: str) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 import PIL.Image
-from _bentoml_sdk import IODescriptor
+from bentoml import IODescriptor
 from pydantic import BaseModel, BeforeValidator, Field, WrapValidator
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse
@@ -17,6 +19,9 @@ from swaparoony.engine import SwapOutcome
 from swaparoony.errors import SwaparoonyError
 
 from .request_parsing import FILE_HINT
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def _keep_upload_bytes(value: Any, handler: Any) -> Any:
@@ -94,6 +99,27 @@ class DestinationOut(BaseModel):
 def error_response(exc: SwaparoonyError) -> JSONResponse:
     """The JSON body every API error has: a message a person can act on, and a short code."""
     return JSONResponse({"error": str(exc), "code": exc.short}, status_code=exc.status)
+
+
+def answers_errors(api: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T | JSONResponse]]:
+    """The one error path of the service's APIs: a domain error becomes its status and the error body."""
+
+    @functools.wraps(api)
+    async def answer(*args: P.args, **kwargs: P.kwargs) -> T | JSONResponse:
+        try:
+            return await api(*args, **kwargs)
+        except SwaparoonyError as exc:
+            return error_response(exc)
+
+    return answer
+
+
+def _a_picture() -> PIL.Image.Image: ...
+
+
+PICTURE = IODescriptor.from_output(_a_picture)
+"""The output spec of the picture APIs: an image, which Swagger UI shows. They answer with the encoded bytes
+and their real Content-Type (a Response), so BentoML never re-encodes them."""
 
 
 def swap_response(outcome: SwapOutcome) -> SwapResponse:

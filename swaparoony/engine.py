@@ -13,6 +13,7 @@ from .face_recognizer import RECOGNIZER_SIZE
 from .gallery import Destination, Gallery
 from .image_file import DecodeLimits
 from .model_set import FaceModels
+from .overview import contact_sheet, numbered_faces
 from .settings import Settings
 from .types import DecodedImage, Face, Frame, SwapItem
 from .vision import MEDIA_TYPES, OutputFormat, encode_image
@@ -35,6 +36,14 @@ class SwapOptions:
     destination_face_id: int = 1
     destinations: tuple[str, ...] | None = None
     output_format: OutputFormat = "jpeg"
+
+
+@dataclass(frozen=True)
+class EncodedPicture:
+    """An encoded picture and its media type."""
+
+    data: bytes
+    media_type: str
 
 
 @dataclass(frozen=True)
@@ -107,8 +116,29 @@ class SwapEngine:
         decoded = await self.decode(upload, self.upload_limits)
         return [face.scaled(decoded.scale) for face in await self._detect(decoded.frame)]
 
+    async def faces_picture(self, upload: bytes, output_format: OutputFormat) -> tuple[EncodedPicture, int]:
+        """The upload with its faces boxed and numbered left to right, and how many there are."""
+        frame = (await self.decode(upload, self.upload_limits)).frame
+        faces = await self._detect(frame)
+        picture = await asyncio.to_thread(lambda: self._encode(numbered_faces(frame, faces), output_format))
+        return picture, len(faces)
+
     async def swap(self, upload: bytes, options: SwapOptions) -> SwapOutcome:
         """Swap the chosen upload face into the chosen face of each selected destination."""
+        faces, results, skipped = await self._swapped(upload, options)
+        encoded = await asyncio.gather(*(asyncio.to_thread(self._encode, frame, options.output_format) for _, frame in results))
+        swapped = [SwappedImage(d.name, picture.data, picture.media_type, *d.size) for (d, _), picture in zip(results, encoded)]
+        return SwapOutcome(faces, swapped, skipped)
+
+    async def swap_sheet(self, upload: bytes, options: SwapOptions) -> EncodedPicture:
+        """The swap into every selected destination as one contact sheet, skipped destinations as grey tiles."""
+        _, results, skipped = await self._swapped(upload, options)
+        tiles = {d.name: frame for d, frame in results} | {s.destination_name: None for s in skipped}
+        ordered = [(name, tiles[name]) for name in self.gallery.destinations if name in tiles]
+        return await asyncio.to_thread(lambda: self._encode(contact_sheet(ordered), options.output_format))
+
+    async def _swapped(self, upload: bytes, options: SwapOptions) -> tuple[int, list[tuple[Destination, Frame]], list[Skipped]]:
+        """Faces found in the upload, each target destination with the face pasted in, and the skipped ones."""
         targets, skipped = self._targets(options)
         frame = (await self.decode(upload, self.upload_limits)).frame
         faces = await self._detect(frame)
@@ -118,13 +148,10 @@ class SwapEngine:
         (latent,) = await self.models.embed([crop])
         face_index = options.destination_face_id - 1
         swapped_crops = await self.models.swap([SwapItem(d.faces[face_index].crop, latent) for d in targets])
-        swapped = await asyncio.gather(
-            *(
-                asyncio.to_thread(self._compose, destination, swapped_crop, face_index, options.output_format)
-                for destination, swapped_crop in zip(targets, swapped_crops)
-            )
+        pasted = await asyncio.gather(
+            *(asyncio.to_thread(paste_back, d.frame, crop, d.faces[face_index].region) for d, crop in zip(targets, swapped_crops))
         )
-        return SwapOutcome(len(faces), list(swapped), skipped)
+        return len(faces), list(zip(targets, pasted)), skipped
 
     def _targets(self, options: SwapOptions) -> tuple[list[Destination], list[Skipped]]:
         """The selected destinations that can take the swap and those that cannot, checked before any model call."""
@@ -148,11 +175,8 @@ class SwapEngine:
         (detections,) = await self.models.detect([canvas])
         return faces_from_detections(detections, scale)
 
-    def _compose(self, destination: Destination, crop: Frame, face_index: int, output_format: OutputFormat) -> SwappedImage:
-        result = paste_back(destination.frame, crop, destination.faces[face_index].region)
-        width, height = destination.size
-        data = encode_image(result, output_format, self.settings.jpeg_quality)
-        return SwappedImage(destination.name, data, MEDIA_TYPES[output_format], width, height)
+    def _encode(self, frame: Frame, output_format: OutputFormat) -> EncodedPicture:
+        return EncodedPicture(encode_image(frame, output_format, self.settings.jpeg_quality), MEDIA_TYPES[output_format])
 
 
 def pick_face(faces: list[Face], face_id: int, parameter: str, where: str) -> Face:

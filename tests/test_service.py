@@ -242,3 +242,32 @@ def test_several_api_workers_share_one_model_service(tmp_path: Path, models_dir:
         assert log.count("models ready") == 1  # one copy of the models, however many API workers
     finally:
         stop_server(running.process)
+
+
+def test_faces_image_boxes_and_numbers_each_face_where_faces_finds_it(server: Server) -> None:
+    response = httpx.post(server.url + "/faces_image", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, timeout=60)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert response.headers["x-faces-found"] == "3"
+    picture = decode(response.content)
+    faces = httpx.post(server.url + "/faces", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}).json()
+    for face in faces:
+        x1, y1, x2, y2 = (round(v) for v in face["bbox"])
+        edge = picture[(y1 + y2) // 2, x1 - 1 : x1 + 2].astype(int)  # the box's left side, amber in BGR
+        assert (np.abs(edge - (40, 220, 255)) < 60).all(axis=1).any(), face
+
+
+def test_swap_sheet_shows_every_destination_with_skipped_ones_grey(server: Server) -> None:
+    response = httpx.post(server.url + "/swap_sheet", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
+                          data={"output_format": "png"}, timeout=60)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    sheet = decode(response.content)
+    assert sheet.shape[:2] == (480 + 44, 4 * 480)  # broken.jpg, no_face.png, one_face.jpg, two_faces.png
+    grey = [bool((np.abs(sheet[240, i * 480 + 240].astype(int) - 215) < 3).all()) for i in range(4)]
+    assert grey == [True, True, False, False]
+
+
+def test_picture_apis_answer_errors_in_the_error_shape(server: Server) -> None:
+    for route, data in (("/swap_sheet", {"destination_face_id": "3"}), ("/swap_image", {"destination": "nope.png"}),
+                        ("/faces_image", {"output_format": "gif"})):
+        response = httpx.post(server.url + route, files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, data=data, timeout=60)
+        assert 400 <= response.status_code < 500 and set(response.json()) == {"error", "code"}, route

@@ -1,0 +1,145 @@
+"""The OpenAPI document people and Swagger UI read: valid 3.1, every parameter explained, the real errors.
+
+BentoML generates a document that says 3.0.2 but uses 3.1 features, types uploads as `file` (not
+a JSON Schema type), marks every multipart text field `application/json` (so Swagger UI sends the
+word `jpeg` as a JSON blob), documents 400/404/500 with a body the service never sends, and fills
+the page with BentoML's own title, badges and links. This rewrites what it generated.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from swaparoony.errors import (
+    BadRequest, DecodeTooCostly, FaceIdOutOfRange, NoFaceFound, ServiceNotReady, SwaparoonyError, UndecodableImage,
+    UnknownDestination, UnsupportedImageFormat, UploadTooLarge,
+)
+from swaparoony.image_file import HINT
+
+DESCRIPTION = """Swap a face from a photo into the portraits kept on this server. Faces are numbered from
+1, left to right.
+
+**Start here** (open an API, press *Try it out*, choose a photo, *Execute*):
+
+1. `POST /faces_image`: your photo with each face boxed and numbered, to choose `source_face_id`.
+2. `POST /swap_image`: the face swapped into one destination portrait, shown as a picture.
+3. `POST /swap_sheet`: the face swapped into every destination, as one contact sheet.
+
+`POST /swap` and `POST /faces` answer the same as JSON for programs; `POST /destinations` lists the
+portraits. Every picture is an AI face swap. Model weights: InsightFace, non-commercial research use only."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """How one API parameter is explained in the document."""
+
+    description: str
+    example: Any = None
+
+
+def parameters(max_upload_bytes: int, max_pixels: int, destinations: Sequence[str]) -> dict[str, Parameter]:
+    first = destinations[0] if destinations else "astronaut.png"
+    return {
+        "image": Parameter(
+            f"The photo with the face(s) to use. {HINT[:-1]}, at most {max_upload_bytes // 2**20} MiB and "
+            f"{max_pixels / 1e6:g} megapixels."
+        ),
+        "source_face_id": Parameter("Which face of the photo to use: 1 is the leftmost, 2 the next, and so on "
+                                    "(`POST /faces_image` shows the numbers).", 1),
+        "destination_face_id": Parameter("Which face of each destination portrait to replace, counted the same way.", 1),
+        "destinations": Parameter("The destination portraits to swap into; leave empty for all of them. In a form, "
+                                  "repeat the field or give comma-separated names.", [first]),
+        "destination": Parameter("The destination portrait to swap into (`POST /destinations` lists them).", first),
+        "output_format": Parameter("The format of the returned picture(s).", "jpeg"),
+    }
+
+
+ERRORS: dict[int, tuple[str, tuple[type[SwaparoonyError], ...]]] = {
+    400: ("The photo cannot be read, or a parameter is wrong or unknown.", (UndecodableImage, BadRequest)),
+    404: ("A destination name is not in the gallery.", (UnknownDestination,)),
+    413: ("The upload or request body is too large (bytes or pixels).", (UploadTooLarge,)),
+    415: ("The photo is in a format the service does not read.", (UnsupportedImageFormat,)),
+    422: ("No face in the photo, a face number out of range, or a photo too costly to decode.",
+          (NoFaceFound, FaceIdOutOfRange, DecodeTooCostly)),
+    500: ("The server failed; its log says why.", ()),
+    503: ("Not ready (models missing or loading, no usable destination) or busy (with Retry-After).", (ServiceNotReady,)),
+    504: ("The request took longer than the service's request timeout.", ()),
+}
+NO_UPLOAD = (500, 503, 504)
+ERROR_SCHEMA = {
+    "type": "object", "required": ["error", "code"], "title": "Error",
+    "properties": {
+        "error": {"type": "string", "description": "What went wrong and what to do, in a sentence."},
+        "code": {"type": "string", "description": "A short code to branch on, e.g. no_face or too_large."},
+    },
+    "example": {"error": "No face was found in the upload. Use a well-lit photo with a clearly visible, front-facing face.",
+                "code": "no_face"},
+}
+PICTURE_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+def public_document(generated: dict[str, Any], version: str, max_upload_bytes: int, max_pixels: int,
+                    destinations: Sequence[str], picture_routes: Sequence[str]) -> dict[str, Any]:
+    """BentoML's generated document, made valid and explained."""
+    doc = copy.deepcopy(generated)
+    doc["openapi"] = "3.1.0"
+    doc["info"] = {"title": "Swaparoony", "version": version, "description": DESCRIPTION}
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("InvalidArgument", "NotFound", "InternalServerError"):
+        schemas.pop(name, None)
+    schemas["Error"] = ERROR_SCHEMA
+    for schema in schemas.values():
+        _fix_file_types(schema)
+    explained = parameters(max_upload_bytes, max_pixels, destinations)
+    for path, item in doc.get("paths", {}).items():
+        operation = item.get("post")
+        if not operation or "x-bentoml-name" not in operation:
+            continue
+        body = operation.get("requestBody", {}).get("content", {})
+        form = body.get("multipart/form-data")
+        if form:
+            form.pop("encoding", None)  # text fields go as plain text, not JSON blobs
+            _explain(form["schema"], explained, destinations)
+        takes_upload = bool(form)
+        operation["responses"] = {
+            "200": _success(operation["responses"].get("200", {}), path in picture_routes),
+            **{str(status): _error(description) for status, (description, _) in ERRORS.items()
+               if takes_upload or status in NO_UPLOAD},
+        }
+    return doc
+
+
+def _fix_file_types(schema: dict[str, Any]) -> None:
+    for prop in schema.get("properties", {}).values():
+        if prop.get("type") == "file":
+            prop.clear()
+            prop.update({"type": "string", "format": "binary", "contentMediaType": "image/*"})
+
+
+def _explain(schema: dict[str, Any], explained: dict[str, Parameter], destinations: Sequence[str]) -> None:
+    for name, prop in schema.get("properties", {}).items():
+        parameter = explained.get(name)
+        if parameter is None:
+            continue
+        prop["description"] = parameter.description
+        if parameter.example is not None:
+            prop["examples"] = [parameter.example]
+        if name == "destination" and destinations:
+            prop["enum"] = list(destinations)
+        if name == "destinations":
+            prop.pop("default", None)  # "null" would be offered as a name
+            prop["items"] = {"type": "string", **({"enum": list(destinations)} if destinations else {})}
+
+
+def _success(generated: dict[str, Any], picture: bool) -> dict[str, Any]:
+    if not picture:
+        return generated
+    return {"description": "The picture itself, in the requested format.",
+            "content": {media: {"schema": {"type": "string", "contentMediaType": media}} for media in PICTURE_TYPES}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

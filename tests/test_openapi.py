@@ -1,0 +1,68 @@
+"""The OpenAPI document and the page people open first, as a validator and a browser read them."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from openapi_spec_validator import validate
+
+import swaparoony
+from conftest import Server
+from http_api.openapi import ERRORS
+from swaparoony import errors
+
+OUR_APIS = ("/swap", "/swap_image", "/swap_sheet", "/faces", "/faces_image", "/destinations")
+
+
+@pytest.fixture(scope="module")
+def document(server: Server) -> dict:
+    return httpx.get(server.url + "/docs.json").json()
+
+
+def test_the_document_is_valid_openapi(document: dict) -> None:
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+    assert document["info"]["title"] == "Swaparoony" and document["info"]["version"] == swaparoony.__version__
+    assert "BentoML" not in document["info"]["description"] and "http" not in document["info"]["description"]
+
+
+def test_every_parameter_is_explained_with_an_example(document: dict) -> None:
+    for path in OUR_APIS:
+        form = document["paths"][path]["post"].get("requestBody", {}).get("content", {}).get("multipart/form-data")
+        if form is None:  # /destinations takes no parameters
+            continue
+        assert "encoding" not in form, path  # text fields are sent as text, not as JSON blobs
+        for name, prop in form["schema"]["properties"].items():
+            assert len(prop.get("description", "")) > 20, (path, name)
+            if name != "image":
+                assert prop.get("examples"), (path, name)
+
+
+def test_the_destination_names_are_offered(document: dict) -> None:
+    swap_image = document["paths"]["/swap_image"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert swap_image["properties"]["destination"]["enum"] == ["broken.jpg", "no_face.png", "one_face.jpg", "two_faces.png"]
+    swap = document["paths"]["/swap"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert "one_face.jpg" in swap["properties"]["destinations"]["items"]["enum"]
+
+
+def test_every_real_error_status_is_documented_with_its_real_body(document: dict) -> None:
+    statuses = {cls.status for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.SwaparoonyError)}
+    assert statuses - {500} <= set(ERRORS)
+    for path in OUR_APIS:
+        responses = document["paths"][path]["post"]["responses"]
+        expected = {"200", "500", "503", "504"} | ({"400", "413", "415", "422"} if path != "/destinations" else set())
+        assert expected <= set(responses), path
+        assert responses["503"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert set(document["components"]["schemas"]["Error"]["required"]) == {"error", "code"}
+    for path in ("/swap_image", "/swap_sheet", "/faces_image"):
+        assert set(document["paths"][path]["post"]["responses"]["200"]["content"]) == {"image/jpeg", "image/png", "image/webp"}
+
+
+def test_the_page_is_swaparoonys_and_loads_nothing_from_outside(server: Server) -> None:
+    page = httpx.get(server.url + "/").text
+    assert "<title>Swaparoony</title>" in page
+    assert not re.search(r"(src|href)=\"(https?:)?//", page) and "googletagmanager" not in page
+    for asset in re.findall(r"(?:src|href)=\"\./([^\"]+)\"", page):
+        assert httpx.get(f"{server.url}/{asset}").status_code == 200, asset
