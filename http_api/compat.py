@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import re
+from enum import Enum
 from typing import Any
 
 import bentoml
@@ -25,6 +26,7 @@ from .schemas import MAX_FACE_ID
 
 MODEL_NAME = "swaparoony-face-swap"
 PREDICT_PATH = f"/v1/models/{MODEL_NAME}:predict"
+TAGS: list[str | Enum] = ["Original Swaparoony API"]
 DATA_URL_PREFIX = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 # The original FastAPI service answered 400 for all of these; other statuses keep their own code.
 ORIGINAL_400 = (UndecodableImage, UnsupportedImageFormat, NoFaceFound, FaceIdOutOfRange, BadRequest)
@@ -86,7 +88,7 @@ async def _swap(upload: bytes, source_face_id: int, destination_face_id: int) ->
     return await engine.swap(upload, SwapOptions(source_face_id, destination_face_id, None, "jpeg"))
 
 
-@app.post("/api/v1/swap", summary="Original FastAPI swap (multipart)", response_model=OriginalSwapResponse)
+@app.post("/api/v1/swap", summary="Original FastAPI swap (multipart)", response_model=OriginalSwapResponse, tags=TAGS)
 async def api_v1_swap(
     image: UploadFile = File(...), source_face_id: int = Form(1), destination_face_id: int = Form(1)
 ) -> JSONResponse:
@@ -99,7 +101,7 @@ async def api_v1_swap(
     return JSONResponse(original_body(outcome))
 
 
-@app.get("/api/v1/health", summary="Original health check")
+@app.get("/api/v1/health", summary="Original health check", tags=TAGS)
 async def api_v1_health() -> dict[str, Any]:
     """Healthy while the process runs; models_loaded says whether swaps can run."""
     ready, count = await _readiness()
@@ -109,6 +111,7 @@ async def api_v1_health() -> dict[str, Any]:
 @app.post(
     PREDICT_PATH,
     summary="KServe v1 predict, as the React frontend calls it",
+    tags=TAGS,
     openapi_extra={"requestBody": PREDICT_REQUEST},
     response_model=OriginalSwapResponse,
 )
@@ -122,7 +125,7 @@ async def kserve_predict(request: Request) -> JSONResponse:
     return JSONResponse(original_body(outcome))
 
 
-@app.get(f"/v1/models/{MODEL_NAME}", summary="KServe v1 model readiness")
+@app.get(f"/v1/models/{MODEL_NAME}", summary="KServe v1 model readiness", tags=TAGS)
 async def kserve_model() -> dict[str, Any]:
     """Whether the model is ready to predict."""
     ready, _ = await _readiness()

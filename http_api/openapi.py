@@ -57,26 +57,50 @@ def parameters(max_upload_bytes: int, max_pixels: int, destinations: Sequence[st
     }
 
 
-ERRORS: dict[int, tuple[str, tuple[type[SwaparoonyError], ...]]] = {
-    400: ("The photo cannot be read, or a parameter is wrong or unknown.", (UndecodableImage, BadRequest)),
-    404: ("A destination name is not in the gallery.", (UnknownDestination,)),
-    413: ("The upload or request body is too large (bytes or pixels).", (UploadTooLarge,)),
-    415: ("The photo is in a format the service does not read.", (UnsupportedImageFormat,)),
-    422: ("No face in the photo, a face number out of range, or a photo too costly to decode.",
-          (NoFaceFound, FaceIdOutOfRange, DecodeTooCostly)),
-    500: ("The server failed; its log says why.", ()),
-    503: ("Not ready (models missing or loading, no usable destination) or busy (with Retry-After).", (ServiceNotReady,)),
-    504: ("The request took longer than the service's request timeout.", ()),
+@dataclass(frozen=True)
+class ErrorStatus:
+    """One error status as documented: when it happens, the domain errors behind it, and an example body."""
+
+    description: str
+    raised_by: tuple[type[SwaparoonyError], ...]
+    example: dict[str, str]
+
+
+ERRORS: dict[int, ErrorStatus] = {
+    400: ErrorStatus("The photo cannot be read, or a parameter is wrong or unknown.", (UndecodableImage, BadRequest),
+                     {"error": f"The upload is not an image Swaparoony can read. {HINT}", "code": "invalid_image"}),
+    404: ErrorStatus("A destination name is not in the gallery.", (UnknownDestination,),
+                     {"error": "unknown destination(s) ['nope.png']; known: [...] (see POST /destinations)",
+                      "code": "unknown_destination"}),
+    413: ErrorStatus("The upload or request body is too large (bytes or pixels).", (UploadTooLarge,),
+                     {"error": "The image is 9000x6000 = 54,000,000 pixels; the limit is 40,000,000.", "code": "too_large"}),
+    415: ErrorStatus("The photo is in a format the service does not read.", (UnsupportedImageFormat,),
+                     {"error": f"GIF images are not supported. {HINT}", "code": "unsupported_format"}),
+    422: ErrorStatus("No face in the photo, a face number out of range, or a photo too costly to decode.",
+                     (NoFaceFound, FaceIdOutOfRange, DecodeTooCostly),
+                     {"error": "source_face_id=4 is out of range: 3 face(s) found in the upload; use 1 to 3, counted left "
+                               "to right.", "code": "face_id_out_of_range"}),
+    500: ErrorStatus("The server failed; its log says why.", (),
+                     {"error": "The server failed to process the request; the log says why.", "code": "internal_error"}),
+    503: ErrorStatus("Not ready (models missing or loading, no usable destination) or busy (with Retry-After).",
+                     (ServiceNotReady,), {"error": "The service is starting; retry shortly.", "code": "not_ready"}),
+    504: ErrorStatus("The request took longer than the service's request timeout.", (),
+                     {"error": "The request took longer than 290 seconds and was stopped; try again, with a smaller photo "
+                               "or fewer destinations.", "code": "timeout"}),
 }
 NO_UPLOAD = (500, 503, 504)
+TAGS = [
+    {"name": "Service APIs", "description": "Face swap: start with /faces_image, then /swap_image or /swap_sheet."},
+    {"name": "Original Swaparoony API", "description": "The original service's routes, for its React booth frontend "
+                                                       "and scripts: same engine, original bodies."},
+    {"name": "Infrastructure", "description": "Probes and Prometheus metrics."},
+]
 ERROR_SCHEMA = {
     "type": "object", "required": ["error", "code"], "title": "Error",
     "properties": {
         "error": {"type": "string", "description": "What went wrong and what to do, in a sentence."},
         "code": {"type": "string", "description": "A short code to branch on, e.g. no_face or too_large."},
     },
-    "example": {"error": "No face was found in the upload. Use a well-lit photo with a clearly visible, front-facing face.",
-                "code": "no_face"},
 }
 PICTURE_TYPES = ("image/jpeg", "image/png", "image/webp")
 
@@ -87,6 +111,7 @@ def public_document(generated: dict[str, Any], version: str, max_upload_bytes: i
     doc = copy.deepcopy(generated)
     doc["openapi"] = "3.1.0"
     doc["info"] = {"title": "Swaparoony", "version": version, "description": DESCRIPTION}
+    doc["tags"] = TAGS
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):
         schemas.pop(name, None)
@@ -106,17 +131,20 @@ def public_document(generated: dict[str, Any], version: str, max_upload_bytes: i
         takes_upload = bool(form)
         operation["responses"] = {
             "200": _success(operation["responses"].get("200", {}), path in picture_routes),
-            **{str(status): _error(description) for status, (description, _) in ERRORS.items()
-               if takes_upload or status in NO_UPLOAD},
+            **{str(status): _error(error) for status, error in ERRORS.items() if takes_upload or status in NO_UPLOAD},
         }
     return doc
 
 
 def _fix_file_types(schema: dict[str, Any]) -> None:
+    """Files as binary strings: BentoML writes type "file" (not a JSON Schema type); FastAPI writes 3.1's
+    contentMediaType alone, which Swagger UI 5.12 does not offer a file picker for."""
     for prop in schema.get("properties", {}).values():
         if prop.get("type") == "file":
             prop.clear()
             prop.update({"type": "string", "format": "binary", "contentMediaType": "image/*"})
+        elif prop.get("type") == "string" and "contentMediaType" in prop:
+            prop.setdefault("format", "binary")
 
 
 def _explain(schema: dict[str, Any], explained: dict[str, Parameter], destinations: Sequence[str]) -> None:
@@ -141,5 +169,7 @@ def _success(generated: dict[str, Any], picture: bool) -> dict[str, Any]:
             "content": {media: {"schema": {"type": "string", "contentMediaType": media}} for media in PICTURE_TYPES}}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+def _error(error: ErrorStatus) -> dict[str, Any]:
+    return {"description": error.description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}, "example": error.example,
+    }}}

@@ -133,7 +133,8 @@ class SwapEngine:
     async def swap_sheet(self, upload: bytes, options: SwapOptions) -> EncodedPicture:
         """The swap into every selected destination as one contact sheet, skipped destinations as grey tiles."""
         _, results, skipped = await self._swapped(upload, options)
-        tiles = {d.name: frame for d, frame in results} | {s.destination_name: None for s in skipped}
+        tiles: dict[str, Frame | str] = {d.name: frame for d, frame in results}
+        tiles |= {s.destination_name: s.reason for s in skipped}
         ordered = [(name, tiles[name]) for name in self.gallery.destinations if name in tiles]
         return await asyncio.to_thread(lambda: self._encode(contact_sheet(ordered), options.output_format))
 

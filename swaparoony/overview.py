@@ -36,20 +36,21 @@ def numbered_faces(frame: Frame, faces: list[Face]) -> Frame:
     return picture
 
 
-def contact_sheet(results: list[tuple[str, Frame | None]]) -> Frame:
-    """Each result fitted into a square tile with its name under it; None is a grey tile (a skipped destination)."""
+def contact_sheet(results: list[tuple[str, Frame | str]]) -> Frame:
+    """Each result fitted into a square tile with its name under it; a reason instead of a frame is a grey tile
+    saying why that destination was skipped."""
     columns = min(SHEET_COLUMNS, max(1, len(results)))
     rows = math.ceil(len(results) / columns)
     sheet = np.full((rows * (SHEET_TILE + CAPTION), columns * SHEET_TILE, 3), PAPER_BGR, np.uint8)
     for index, (name, frame) in enumerate(results):
         top, left = (index // columns) * (SHEET_TILE + CAPTION), (index % columns) * SHEET_TILE
         cell = sheet[top + GUTTER : top + SHEET_TILE - GUTTER, left + GUTTER : left + SHEET_TILE - GUTTER]
-        if frame is None:
+        if isinstance(frame, str):
             cell[:] = SKIPPED_BGR
+            _caption(cell, frame, 0, (cell.shape[0] - CAPTION) // 2)
         else:
             _fit(frame, cell)
-        caption = name if frame is not None else f"{name} (skipped)"
-        _caption(sheet, caption, left, top + SHEET_TILE)
+        _caption(sheet, name if not isinstance(frame, str) else f"{name} (skipped)", left, top + SHEET_TILE)
     return sheet
 
 
@@ -65,6 +66,6 @@ def _fit(frame: Frame, cell: np.ndarray) -> None:
 
 def _caption(sheet: Frame, text: str, left: int, top: int) -> None:
     text = text.encode("ascii", "replace").decode()  # OpenCV's fonts draw ASCII only
-    while len(text) > 4 and cv2.getTextSize(text, FONT, 0.7, 2)[0][0] > SHEET_TILE - 16:
+    while len(text) > 4 and cv2.getTextSize(text, FONT, 0.6, 2)[0][0] > SHEET_TILE - 24:
         text = text[:-4] + "..."
-    cv2.putText(sheet, text, (left + 8, top + CAPTION - 14), FONT, 0.7, INK_BGR, 2, cv2.LINE_AA)
+    cv2.putText(sheet, text, (left + 8, top + CAPTION - 16), FONT, 0.6, INK_BGR, 2, cv2.LINE_AA)

@@ -1,0 +1,116 @@
+"""Swagger UI at `/` in a real browser (Debian's Chromium driven by Playwright), used as a new user would."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Server, encode, upload_image
+
+CHROMIUM = "/usr/bin/chromium"
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is not installed (.ci/run installs it)")
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: object, server: Server) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+    opened = context.new_page()
+    opened.set_default_timeout(60_000)
+    opened.requested = []
+    opened.on("request", lambda request: opened.requested.append(request.url))
+    opened.goto(server.url + "/")
+    opened.wait_for_selector(".opblock")
+    yield opened
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("photo") / "me.jpg"
+    path.write_bytes(encode(upload_image()))
+    return path
+
+
+def try_it_out(page: object, operation: str, photo: Path | None, choices: dict[str, str] | None = None) -> object:
+    """Open an operation (by operationId), press Try it out, set the photo and choices, press Execute; its block."""
+    block = page.locator(f"[id$='-{operation}']").first  # type: ignore[attr-defined]
+    block.locator(".opblock-summary").click()
+    block.locator(".try-out__btn").click()
+    if photo is not None:
+        block.locator("input[type=file]").set_input_files(str(photo))
+    for name, value in (choices or {}).items():
+        field = block.locator(f"tr[data-property-name='{name}']")
+        if field.locator("select").count():
+            field.locator("select").select_option(value)
+        else:
+            field.locator("input").first.fill(value)
+    block.locator(".execute").click()
+    block.locator(".live-responses-table tbody .response-col_status").first.wait_for()
+    return block
+
+
+def status_of(block: object) -> str:
+    return block.locator(".live-responses-table tbody .response-col_status").first.inner_text().strip()  # type: ignore[attr-defined]
+
+
+def shot(element: object, name: str) -> None:
+    """Keep what a person sees (a page, or one operation's request and result) under build/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    element.screenshot(path=str(SCREENSHOTS / f"{name}.png"))  # type: ignore[attr-defined]
+
+
+def test_the_page_is_swaparoonys_and_loads_nothing_from_outside(page: object, server: Server) -> None:
+    assert page.title() == "Swaparoony"  # type: ignore[attr-defined]
+    assert "Start here" in page.locator(".info").inner_text()  # type: ignore[attr-defined]
+    shot(page, "home")
+    outside = [url for url in page.requested if not url.startswith((server.url, "blob:", "data:"))]  # type: ignore[attr-defined]
+    assert outside == []
+
+
+@pytest.mark.parametrize(("operation", "choices"), [
+    ("swaparoony__faces_image", {}),
+    ("swaparoony__swap_image", {"destination": "one_face.jpg"}),
+    ("swaparoony__swap_sheet", {}),
+    ("swaparoony__swap_image", {"destination": "two_faces.png", "output_format": "png"}),
+    ("swaparoony__swap_sheet", {"output_format": "webp"}),
+])
+def test_picture_apis_show_the_picture_with_the_defaults(page: object, photo: Path, operation: str, choices: dict) -> None:
+    block = try_it_out(page, operation, photo, choices)
+    assert status_of(block) == "200"
+    picture = block.locator(".live-responses-table img").first
+    picture.wait_for()
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 100")
+    shot(block.locator(".live-responses-table"), f"{operation.removeprefix('swaparoony__')}-{choices.get('output_format', 'jpeg')}")
+
+
+@pytest.mark.parametrize(("operation", "words"), [
+    ("swaparoony__swap", "swapped_images"), ("swaparoony__faces", "face_id"), ("swaparoony__destinations", "one_face.jpg"),
+    ("api_v1_swap_api_v1_swap_post", "swapped_images"),
+])
+def test_json_apis_answer_200_with_the_defaults(page: object, photo: Path, operation: str, words: str) -> None:
+    block = try_it_out(page, operation, None if operation.endswith("destinations") else photo)
+    assert status_of(block) == "200"
+    assert words in block.locator(".live-responses-table tbody .response-col_description").first.inner_text()
+
+
+def test_an_error_reads_as_a_sentence(page: object, photo: Path) -> None:
+    block = try_it_out(page, "swaparoony__swap_image", photo, {"destination": "one_face.jpg", "destination_face_id": "5"})
+    assert status_of(block) == "422"
+    body = block.locator(".live-responses-table tbody .response-col_description").first.inner_text()
+    assert "destination_face_id=5 is out of range" in body and "face_id_out_of_range" in body
+    shot(block.locator(".live-responses-table"), "error")
