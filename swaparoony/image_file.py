@@ -11,12 +11,17 @@ import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import AvifImagePlugin, Image, ImageOps, UnidentifiedImageError
 
 from .errors import DecodeTooCostly, UndecodableImage, UnsupportedImageFormat, UploadTooLarge
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
-HINT = "Upload a JPEG, PNG or WebP photo."
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF")
+"""MPO is what phones write for portrait-mode JPEGs (a JPEG with more pictures after it): its first picture
+is read. HEIF/HEIC is the iPhone's default; AVIF is Pillow's own."""
+HINT = "Upload a JPEG, PNG, WebP, HEIC or AVIF photo."
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+"""ISO base media file brands of HEIF images with HEVC inside (AVIF's brands are avif and avis)."""
+AvifImagePlugin.DEFAULT_MAX_THREADS = 1  # a worker process decodes one image at a time; processes give the parallelism
 MAX_JPEG_SCANS = 64
 """Ordinary progressive JPEGs have about 10 scans. Each scan is a pass over every block of the image,
 so a file that repeats a tiny scan thousands of times decodes for minutes from a few hundred KB."""
@@ -64,6 +69,8 @@ def read_rgb(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, float]:
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Read only the header, so the limits are enforced before any pixel is decoded."""
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        _read_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -79,9 +86,19 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise UploadTooLarge(f"The image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}.")
     if min(width, height) < 16:
         raise UndecodableImage(f"The image is only {width}x{height} pixels; a face needs at least a few dozen. {HINT}")
-    if image.format == "JPEG":
+    if image.format in ("JPEG", "MPO"):
         _check_scans(data)
     return image
+
+
+def _read_heif() -> None:
+    """Teach Pillow HEIF through pillow-heif, on the first HEIF file only: libheif adds 65 MB of address space."""
+    import pillow_heif
+
+    pillow_heif.options.DECODE_THREADS = 1
+    pillow_heif.options.THUMBNAILS = False
+    pillow_heif.options.DEPTH_IMAGES = False
+    pillow_heif.register_heif_opener()
 
 
 def _check_scans(data: bytes) -> None:
@@ -98,7 +115,7 @@ def _check_scans(data: bytes) -> None:
 def _reduced(image: Image.Image, long_side: int | None) -> Image.Image:
     """The image decoded at the smallest whole-factor size whose long side is still at least long_side."""
     factor = _factor(image.size, long_side)
-    if factor > 1 and image.format == "JPEG":
+    if factor > 1 and image.format in ("JPEG", "MPO"):
         width, height = image.size
         image.draft(image.mode, (-(-width // factor), -(-height // factor)))  # DCT scaling: 1/2, 1/4 or 1/8
     image.load()

@@ -7,6 +7,7 @@ import zlib
 
 import httpx
 import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image
 
@@ -28,6 +29,16 @@ def bomb_png(width: int = 60000, height: int = 60000) -> bytes:
 def animated(fmt: str) -> bytes:
     frames = [Image.fromarray(upload_image()[..., ::-1]), Image.new("RGB", (640, 640), (0, 0, 0))]
     return pil_bytes(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def phone(fmt: str) -> bytes:
+    """The upload as a phone writes it: an MPO (portrait mode: a second picture after the first), HEIC or AVIF."""
+    picture = Image.fromarray(upload_image()[..., ::-1])
+    if fmt == "MPO":
+        return pil_bytes(picture, "MPO", save_all=True, append_images=[Image.new("RGB", picture.size)])
+    if fmt == "HEIF":
+        pillow_heif.register_heif_opener()
+    return pil_bytes(picture, fmt, quality=90)
 
 
 def palette_with_transparency() -> bytes:
@@ -52,6 +63,10 @@ CORPUS: dict[str, tuple[bytes, set[int]]] = {
     "palette png with transparency": (palette_with_transparency(), {200}),
     "animated webp (first frame)": (animated("WEBP"), {200}),
     "grayscale jpeg": (pil_bytes(Image.fromarray(upload_image()[..., 1]), "JPEG"), {200}),
+    "phone mpo (portrait mode)": (phone("MPO"), {200}),
+    "iphone heic": (phone("HEIF"), {200}),
+    "avif": (phone("AVIF"), {200}),
+    "tiff": (pil_bytes(Image.new("RGB", (64, 64)), "TIFF"), {415}),
 }
 
 
@@ -63,6 +78,8 @@ def test_bad_uploads(server: Server, name: str) -> None:
     if response.status_code >= 400:
         message = response.json()["error"]
         assert len(message) > 20 and "unexpected error" not in message
+    if response.status_code == 415:
+        assert "JPEG, PNG, WebP, HEIC or AVIF" in message  # says what is accepted
     assert httpx.post(server.url + "/swap", files={"image": ("ok.jpg", UPLOAD, "image/jpeg")}, timeout=60).status_code == 200
 
 

@@ -36,7 +36,7 @@ def test_fastapi_swap(server: Server) -> None:
 
 
 @pytest.mark.parametrize(("image", "data", "words"), [
-    (b"definitely not an image", {}, "JPEG, PNG or WebP"),
+    (b"definitely not an image", {}, "JPEG, PNG, WebP, HEIC or AVIF"),
     (encode(np.full((320, 320, 3), 30, np.uint8)), {}, "No face"),
     (UPLOAD, {"source_face_id": "4"}, "use 1 to 3"),
     (UPLOAD, {"source_face_id": "0"}, "source_face_id"),

@@ -63,7 +63,7 @@ def test_a_worker_killed_while_idle_is_replaced_without_failing_the_next_image(p
 
 
 def test_errors_come_back_as_the_same_domain_errors(pool: DecoderPool) -> None:
-    with pytest.raises(UndecodableImage, match="JPEG, PNG or WebP"):
+    with pytest.raises(UndecodableImage, match="JPEG, PNG, WebP, HEIC or AVIF"):
         pool.decode(b"not an image at all", LIMITS)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image
 
 from conftest import pil_bytes
 from hostile_files import progressive_jpeg, scan_bomb, sixteen_bit_png
-from swaparoony.errors import DecodeTooCostly
+from swaparoony.errors import DecodeTooCostly, UploadTooLarge
 from swaparoony.image_file import MAX_JPEG_SCANS, DecodeLimits, read_rgb
 
 UPLOAD = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000, long_side=1920)
@@ -40,3 +41,18 @@ def test_a_scan_bomb_is_refused_without_decoding() -> None:
     bomb = scan_bomb(ordinary, copies=3000)
     with pytest.raises(DecodeTooCostly, match=f"3,010 scans; the limit is {MAX_JPEG_SCANS}"):
         read_rgb(bomb, UPLOAD)
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_phone_formats_have_the_same_pixel_limit(fmt: str) -> None:
+    pillow_heif.register_heif_opener()
+    data = pil_bytes(Image.new("RGB", (640, 480), (90, 120, 200)), fmt)
+    assert read_rgb(data, UPLOAD)[0].shape == (480, 640, 3)
+    with pytest.raises(UploadTooLarge, match="640x480"):
+        read_rgb(data, DecodeLimits(max_bytes=10_000_000, max_pixels=100_000))
+
+
+def test_an_mpo_is_read_as_its_first_picture() -> None:
+    first, second = Image.new("RGB", (640, 480), (250, 0, 0)), Image.new("RGB", (640, 480), (0, 0, 250))
+    rgb, _ = read_rgb(pil_bytes(first, "MPO", save_all=True, append_images=[second]), UPLOAD)
+    assert rgb[240, 320, 0] > 200 and rgb[240, 320, 2] < 50

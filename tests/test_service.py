@@ -138,7 +138,7 @@ def test_no_face_in_upload_is_422(server: Server) -> None:
 
 def test_undecodable_and_unsupported_uploads(server: Server) -> None:
     response = post_swap(server, image=b"<svg xmlns='http://www.w3.org/2000/svg'/>")
-    assert response.status_code == 400 and "JPEG, PNG or WebP" in response.json()["error"]
+    assert response.status_code == 400 and "JPEG, PNG, WebP, HEIC or AVIF" in response.json()["error"]
     gif = pil_bytes(Image.new("RGB", (64, 64)), "GIF")
     assert post_swap(server, image=gif).status_code == 415
     assert post_swap(server, image=UPLOAD[: len(UPLOAD) // 2]).status_code == 400

@@ -67,8 +67,8 @@ def png_header_only(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize(("data", "error", "words"), [
     (b"", UndecodableImage, "empty"),
-    (np.random.default_rng(1).bytes(4096), UndecodableImage, "JPEG, PNG or WebP"),
-    (b"<html><body>hi</body></html>", UndecodableImage, "JPEG, PNG or WebP"),
+    (np.random.default_rng(1).bytes(4096), UndecodableImage, "JPEG, PNG, WebP, HEIC or AVIF"),
+    (b"<html><body>hi</body></html>", UndecodableImage, "JPEG, PNG, WebP, HEIC or AVIF"),
     (png_header_only(60000, 60000), UploadTooLarge, "pixels"),
     (png_header_only(3000, 2000), UploadTooLarge, "limit is 4,000,000"),
     (pil_bytes(Image.new("RGB", (1, 1)), "PNG"), UndecodableImage, "1x1"),
