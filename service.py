@@ -23,6 +23,7 @@ from http_api.auth import BearerTokenMiddleware
 from http_api.body_limit import BodyLimitMiddleware
 from http_api.deadline import RequestDeadlineMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
+from http_api.metrics import OutcomeMiddleware, service_metrics
 from http_api.model_client import BatchedFaceModels
 from http_api.readiness import ReadinessMiddleware
 from http_api.front_door import FrontDoorMiddleware
@@ -184,6 +185,9 @@ class Swaparoony:
                 return  # a person must fix the files; every API and /readyz say so
             except ServiceNotReady:
                 await asyncio.sleep(1.0)
+            except Exception:
+                logger.exception("preparing the engine failed; the next request or /readyz tries again")
+                return
 
     async def engine(self) -> SwapEngine:
         """The engine, built once; raises ServiceNotReady with the reason until it can be."""
@@ -206,7 +210,7 @@ class Swaparoony:
             raise ServiceNotReady(f"The model service is starting ({type(exc).__name__}); retry shortly.") from exc
         if not status["ready"]:
             raise ModelsUnavailable(MODELS_UNAVAILABLE)  # the model service logged which files and why
-        return await SwapEngine.start(models, settings)
+        return await SwapEngine.start(models, settings, service_metrics())
 
     async def readiness(self) -> str | None:
         """None when swaps can run, else why not, in one line; never waits for the engine being built."""
@@ -295,7 +299,8 @@ class Swaparoony:
         ]
 
 
-Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)  # first added is outermost
+Swaparoony.add_asgi_middleware(OutcomeMiddleware)  # first added is outermost
+Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)
 Swaparoony.add_asgi_middleware(FrontDoorMiddleware, rewrite=lambda doc: bentoml.get_current_service().public_openapi(doc))
 Swaparoony.add_asgi_middleware(ReadinessMiddleware, reason=lambda: bentoml.get_current_service().readiness())
 Swaparoony.add_asgi_middleware(AdmissionMiddleware, max_active=settings.max_active_requests,

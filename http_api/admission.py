@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 
-from prometheus_client import Gauge
-
 from .asgi import ASGIApp, Receive, Scope, Send, send_error
 from .body_limit import BODY_METHODS
+from .metrics import service_metrics
 
 RETRY_AFTER_S = 5
 
@@ -27,8 +26,7 @@ class AdmissionMiddleware:
         self.max_queued = max_queued
         self._slots = asyncio.Semaphore(max_active)
         self._queued = 0
-        self._gauge = Gauge("swaparoony_requests", "Requests this worker holds, by state (active or queued).",
-                            ["state"], multiprocess_mode="livesum")
+        self._gauge = service_metrics().held
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:

@@ -15,6 +15,7 @@ from .image_file import DecodeLimits
 from .model_set import FaceModels
 from .overview import contact_sheet, numbered_faces
 from .settings import Settings
+from .telemetry import NoTelemetry, Telemetry, timed
 from .types import DecodedImage, Face, Frame, SwapItem
 from .vision import MEDIA_TYPES, OutputFormat, encode_image
 
@@ -77,21 +78,23 @@ class SwapOutcome:
 class SwapEngine:
     """Runs swaps against a gallery prepared once; CPU stages run in threads and decode processes."""
 
-    def __init__(self, models: FaceModels, gallery: Gallery, settings: Settings, decoder: DecoderPool) -> None:
+    def __init__(self, models: FaceModels, gallery: Gallery, settings: Settings, decoder: DecoderPool,
+                 telemetry: Telemetry | None = None) -> None:
         self.models = models
         self.gallery = gallery
         self.settings = settings
         self.decoder = decoder
+        self.telemetry = telemetry or NoTelemetry()
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = asyncio.Semaphore(settings.decode_processes)  # waiters queue here, not in threads
 
     @classmethod
-    async def start(cls, models: FaceModels, settings: Settings) -> SwapEngine:
+    async def start(cls, models: FaceModels, settings: Settings, telemetry: Telemetry | None = None) -> SwapEngine:
         """Start the decode processes, analyse the destinations (the only detection they ever get), return a ready engine."""
         decoder = await asyncio.to_thread(DecoderPool, settings.decode_processes, settings.decode_timeout_s,
                                           settings.decode_memory_bytes)
-        engine = cls(models, Gallery([]), settings, decoder)
+        engine = cls(models, Gallery([]), settings, decoder, telemetry)
         try:
             engine.gallery = await Gallery.load(
                 settings.destinations_dir, models, lambda data: engine.decode(data, engine.destination_limits),
@@ -113,20 +116,22 @@ class SwapEngine:
 
     async def find_faces(self, upload: bytes) -> list[Face]:
         """Faces in the upload, left to right, in the upload's own pixels."""
-        decoded = await self.decode(upload, self.upload_limits)
+        decoded = await self._decode_upload(upload)
         return [face.scaled(decoded.scale) for face in await self._detect(decoded.frame)]
 
     async def faces_picture(self, upload: bytes, output_format: OutputFormat) -> tuple[EncodedPicture, int]:
         """The upload with its faces boxed and numbered left to right, and how many there are."""
-        frame = (await self.decode(upload, self.upload_limits)).frame
+        frame = (await self._decode_upload(upload)).frame
         faces = await self._detect(frame)
-        picture = await asyncio.to_thread(lambda: self._encode(numbered_faces(frame, faces), output_format))
+        with timed(self.telemetry, "encode"):
+            picture = await asyncio.to_thread(lambda: self._encode(numbered_faces(frame, faces), output_format))
         return picture, len(faces)
 
     async def swap(self, upload: bytes, options: SwapOptions) -> SwapOutcome:
         """Swap the chosen upload face into the chosen face of each selected destination."""
         faces, results, skipped = await self._swapped(upload, options)
-        encoded = await asyncio.gather(*(asyncio.to_thread(self._encode, frame, options.output_format) for _, frame in results))
+        with timed(self.telemetry, "encode"):
+            encoded = await asyncio.gather(*(asyncio.to_thread(self._encode, frame, options.output_format) for _, frame in results))
         swapped = [SwappedImage(d.name, picture.data, picture.media_type, *d.size) for (d, _), picture in zip(results, encoded)]
         return SwapOutcome(faces, swapped, skipped)
 
@@ -136,23 +141,32 @@ class SwapEngine:
         tiles: dict[str, Frame | str] = {d.name: frame for d, frame in results}
         tiles |= {s.destination_name: s.reason for s in skipped}
         ordered = [(name, tiles[name]) for name in self.gallery.destinations if name in tiles]
-        return await asyncio.to_thread(lambda: self._encode(contact_sheet(ordered), options.output_format))
+        with timed(self.telemetry, "encode"):
+            return await asyncio.to_thread(lambda: self._encode(contact_sheet(ordered), options.output_format))
 
     async def _swapped(self, upload: bytes, options: SwapOptions) -> tuple[int, list[tuple[Destination, Frame]], list[Skipped]]:
         """Faces found in the upload, each target destination with the face pasted in, and the skipped ones."""
         targets, skipped = self._targets(options)
-        frame = (await self.decode(upload, self.upload_limits)).frame
+        frame = (await self._decode_upload(upload)).frame
         faces = await self._detect(frame)
         source = pick_face(faces, options.source_face_id, "source_face_id", "the upload")
         crop = crop_face(frame, align_matrix(source.landmarks, RECOGNIZER_SIZE), RECOGNIZER_SIZE)
         del frame
-        (latent,) = await self.models.embed([crop])
+        with timed(self.telemetry, "embed"):
+            (latent,) = await self.models.embed([crop])
         face_index = options.destination_face_id - 1
-        swapped_crops = await self.models.swap([SwapItem(d.faces[face_index].crop, latent) for d in targets])
-        pasted = await asyncio.gather(
-            *(asyncio.to_thread(paste_back, d.frame, crop, d.faces[face_index].region) for d, crop in zip(targets, swapped_crops))
-        )
+        with timed(self.telemetry, "swap"):
+            swapped_crops = await self.models.swap([SwapItem(d.faces[face_index].crop, latent) for d in targets])
+        with timed(self.telemetry, "paste"):
+            pasted = await asyncio.gather(*(
+                asyncio.to_thread(paste_back, d.frame, crop, d.faces[face_index].region) for d, crop in zip(targets, swapped_crops)
+            ))
         return len(faces), list(zip(targets, pasted)), skipped
+
+    async def _decode_upload(self, upload: bytes) -> DecodedImage:
+        self.telemetry.upload(len(upload))
+        with timed(self.telemetry, "decode"):
+            return await self.decode(upload, self.upload_limits)
 
     def _targets(self, options: SwapOptions) -> tuple[list[Destination], list[Skipped]]:
         """The selected destinations that can take the swap and those that cannot, checked before any model call."""
@@ -172,9 +186,12 @@ class SwapEngine:
         return targets, skipped
 
     async def _detect(self, frame: Frame) -> list[Face]:
-        canvas, scale = await asyncio.to_thread(letterbox, frame)
-        (detections,) = await self.models.detect([canvas])
-        return faces_from_detections(detections, scale)
+        with timed(self.telemetry, "detect"):
+            canvas, scale = await asyncio.to_thread(letterbox, frame)
+            (detections,) = await self.models.detect([canvas])
+            faces = faces_from_detections(detections, scale)
+        self.telemetry.faces_found(len(faces))
+        return faces
 
     def _encode(self, frame: Frame, output_format: OutputFormat) -> EncodedPicture:
         return EncodedPicture(encode_image(frame, output_format, self.settings.jpeg_quality), MEDIA_TYPES[output_format])

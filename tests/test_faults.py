@@ -99,7 +99,7 @@ def costly_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def active_requests(server: Server) -> float:
-    found = re.search(r'^swaparoony_requests{state="active"} (\S+)$', httpx.get(server.url + "/metrics").text, re.M)
+    found = re.search(r'^swaparoony_requests_held{state="active"} (\S+)$', httpx.get(server.url + "/metrics").text, re.M)
     return float(found.group(1)) if found else 0.0
 
 

@@ -100,7 +100,7 @@ def held_upload(server: Server) -> socket.socket:
 
 
 def requests_gauge(server: Server, state: str) -> float:
-    found = re.search(rf'^swaparoony_requests{{state="{state}"}} (\S+)$', httpx.get(server.url + "/metrics").text, re.M)
+    found = re.search(rf'^swaparoony_requests_held{{state="{state}"}} (\S+)$', httpx.get(server.url + "/metrics").text, re.M)
     return float(found.group(1)) if found else 0.0
 
 

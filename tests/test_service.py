@@ -271,3 +271,21 @@ def test_picture_apis_answer_errors_in_the_error_shape(server: Server) -> None:
                         ("/faces_image", {"output_format": "gif"})):
         response = httpx.post(server.url + route, files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, data=data, timeout=60)
         assert 400 <= response.status_code < 500 and set(response.json()) == {"error", "code"}, route
+
+
+def test_metrics_a_person_can_graph(server: Server) -> None:
+    assert post_swap(server).status_code == 200
+    assert post_swap(server, {"destination_face_id": "9"}).status_code == 422
+    metrics = httpx.get(server.url + "/metrics").text
+
+    def value(series: str) -> float:
+        found = re.search(rf"^{re.escape(series)} (\S+)$", metrics, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    assert value('swaparoony_requests_total{code="ok",route="/swap",status="200"}') >= 1
+    assert value('swaparoony_requests_total{code="face_id_out_of_range",route="/swap",status="422"}') >= 1
+    for stage in ("decode", "detect", "embed", "swap", "paste", "encode"):
+        assert value(f'swaparoony_stage_seconds_count{{stage="{stage}"}}') >= 1, stage
+    assert value("swaparoony_faces_found_count") >= 1 and value('swaparoony_faces_found_bucket{le="3.0"}') >= 1
+    assert value("swaparoony_upload_bytes_sum") >= len(UPLOAD)
+    assert value('swaparoony_info{version="0.1.0"}') == 1
