@@ -165,6 +165,8 @@ def test_python_client(server: Server, tmp_path: Path) -> None:
         assert result["swapped_images"][0]["media_type"] == "image/png"
         picture = client.swap_image(image=upload, destination="one_face.jpg")
         assert picture.size == (640, 640)
+        assert client.faces_image(image=upload).size == (640, 640)
+        assert client.swap_sheet(image=upload, destinations=["one_face.jpg", "two_faces.png"]).size == (2 * 480, 480 + 44)
 
 
 def batches_larger_than_one(metrics: str, method: str) -> float:
