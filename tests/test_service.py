@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -291,3 +292,23 @@ def test_metrics_a_person_can_graph(server: Server) -> None:
     assert value("swaparoony_faces_found_count") >= 1 and value('swaparoony_faces_found_bucket{le="3.0"}') >= 1
     assert value("swaparoony_upload_bytes_sum") >= len(UPLOAD)
     assert value('swaparoony_info{version="0.1.0"}') == 1
+
+
+def test_a_gallery_with_no_usable_destination_is_503_before_any_model_call(tmp_path: Path, models_dir: Path) -> None:
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    cv2.imwrite(str(gallery / "empty_room.png"), np.full((300, 400, 3), 25, np.uint8))
+    running = start_server(tmp_path / "server", {"SWAPAROONY_MODELS_DIR": str(models_dir),
+                                                 "SWAPAROONY_DESTINATIONS_DIR": str(gallery)}, wait_ready=False)
+    try:
+        deadline = time.monotonic() + 60
+        while "No destination portrait" not in (ready := httpx.get(running.url + "/readyz")).text:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.1)
+        assert ready.status_code == 503
+        calls_before = running.log().count("path=/detect")
+        response = post_swap(running)
+        assert response.status_code == 503 and "No destination portrait has a face" in response.json()["error"]
+        assert running.log().count("path=/detect") == calls_before  # refused before decoding or detecting
+    finally:
+        stop_server(running.process)
