@@ -159,7 +159,8 @@ class SwapEngine:
             swapped_crops = await self.models.swap([SwapItem(d.faces[face_index].crop, latent) for d in targets])
         with timed(self.telemetry, "paste"):
             pasted = await asyncio.gather(*(
-                asyncio.to_thread(paste_back, d.frame, crop, d.faces[face_index].region) for d, crop in zip(targets, swapped_crops)
+                asyncio.to_thread(paste_back, d.frame, swapped, d.faces[face_index].region)
+                for d, swapped in zip(targets, swapped_crops)
             ))
         return len(faces), list(zip(targets, pasted)), skipped
 

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from generated_models import draw_faces, write_models
-from serving import REPO, Server, start_server, stop_server
+from serving import REPO, Server, metric, start_server, stop_server, wait_for
 
-__all__ = ["REPO", "Server", "start_server", "stop_server"]
+__all__ = ["REPO", "Server", "metric", "start_server", "stop_server", "wait_for"]
 UPLOAD_CENTERS = [(480, 320), (160, 320), (320, 160)]
 """Three faces on a 640x640 upload; left to right they are the 2nd, 3rd and 1st drawn."""
 BOOTH_ORIGIN = "http://booth.example:8080"

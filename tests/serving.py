@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import re
+from collections.abc import Callable
+
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,3 +80,17 @@ def stop_server(process: subprocess.Popen) -> None:
             process.wait()
 
 
+
+
+def metric(server: Server, series: str) -> float:
+    """One series' value from the server's /metrics (0 when it has not been written yet)."""
+    found = re.search(rf"^{re.escape(series)} (\S+)$", httpx.get(server.url + "/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    """Poll until a state holds (never a fixed sleep), failing with `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -16,7 +15,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from conftest import Server, encode, start_server, stop_server, upload_image
+from conftest import Server, encode, metric, start_server, stop_server, upload_image, wait_for
 from generated_models import write_models
 from swaparoony.model_specs import SWAPPER
 from test_privacy_and_access import image_files
@@ -99,8 +98,7 @@ def costly_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def active_requests(server: Server) -> float:
-    found = re.search(r'^swaparoony_requests_held{state="active"} (\S+)$', httpx.get(server.url + "/metrics").text, re.M)
-    return float(found.group(1)) if found else 0.0
+    return metric(server, 'swaparoony_requests_held{state="active"}')
 
 
 def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, costly_models: Path, gallery_dir: Path) -> None:
@@ -111,10 +109,9 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, costl
 
         with ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(swap, i) for i in range(3)]
-            deadline = time.monotonic() + 60
-            while active_requests(running) < 3:  # every request admitted and in flight, none answered yet
-                assert time.monotonic() < deadline and not any(f.done() for f in futures)
-                time.sleep(0.05)
+            # every request admitted and in flight, none answered yet
+            wait_for(lambda: active_requests(running) >= 3, "three requests in flight")
+            assert not any(f.done() for f in futures)
             os.kill(running.process.pid, signal.SIGTERM)  # what Kubernetes sends to the container's PID 1
             statuses = [f.result() for f in futures]
         assert statuses == [200] * 3
@@ -133,10 +130,7 @@ def test_sigterm_exits_even_with_a_stuck_request(tmp_path: Path, models_dir: Pat
                                       "SWAPAROONY_REQUEST_TIMEOUT_S": "3"})
     try:
         stuck = partial_upload(running, 0.5)  # never finishes its body
-        deadline = time.monotonic() + 30
-        while active_requests(running) < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(lambda: active_requests(running) >= 1, "the stuck upload to be active")
         os.kill(running.process.pid, signal.SIGTERM)
         assert running.process.wait(timeout=60) == 0  # the stuck request is answered 504 at its deadline, then exit
         assert stuck.recv(4096).startswith(b"HTTP/1.1 504")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import Server, encode, start_server, stop_server, upload_image
+from conftest import Server, encode, metric, start_server, stop_server, upload_image, wait_for
 from generated_models import draw_faces
 from hostile_files import flat_rgba_png, progressive_jpeg, scan_bomb, sixteen_bit_png
 
@@ -31,13 +29,6 @@ def post(server: Server, image: bytes, route: str = "/swap", timeout: float = 12
 def decode_workers(server: Server) -> set[int]:
     children = psutil.Process(server.process.pid).children(recursive=True)
     return {p.pid for p in children if "swaparoony.decode_worker" in " ".join(p.cmdline())}
-
-
-def wait_for(condition, what: str, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +91,7 @@ def held_upload(server: Server) -> socket.socket:
 
 
 def requests_gauge(server: Server, state: str) -> float:
-    found = re.search(rf'^swaparoony_requests_held{{state="{state}"}} (\S+)$', httpx.get(server.url + "/metrics").text, re.M)
-    return float(found.group(1)) if found else 0.0
+    return metric(server, f'swaparoony_requests_held{{state="{state}"}}')
 
 
 def test_past_the_queue_requests_get_503_with_retry_after(narrow: Server) -> None:

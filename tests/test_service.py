@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import Server, decode, encode, pil_bytes, start_server, stop_server, upload_image
+from conftest import Server, decode, encode, metric, pil_bytes, start_server, stop_server, upload_image, wait_for
 
 UPLOAD = encode(upload_image())
 
@@ -279,11 +278,8 @@ def test_picture_apis_answer_errors_in_the_error_shape(server: Server) -> None:
 def test_metrics_a_person_can_graph(server: Server) -> None:
     assert post_swap(server).status_code == 200
     assert post_swap(server, {"destination_face_id": "9"}).status_code == 422
-    metrics = httpx.get(server.url + "/metrics").text
-
     def value(series: str) -> float:
-        found = re.search(rf"^{re.escape(series)} (\S+)$", metrics, re.M)
-        return float(found.group(1)) if found else 0.0
+        return metric(server, series)
 
     assert value('swaparoony_requests_total{code="ok",route="/swap",status="200"}') >= 1
     assert value('swaparoony_requests_total{code="face_id_out_of_range",route="/swap",status="422"}') >= 1
@@ -301,11 +297,8 @@ def test_a_gallery_with_no_usable_destination_is_503_before_any_model_call(tmp_p
     running = start_server(tmp_path / "server", {"SWAPAROONY_MODELS_DIR": str(models_dir),
                                                  "SWAPAROONY_DESTINATIONS_DIR": str(gallery)}, wait_ready=False)
     try:
-        deadline = time.monotonic() + 60
-        while "No destination portrait" not in (ready := httpx.get(running.url + "/readyz")).text:
-            assert time.monotonic() < deadline, ready.text
-            time.sleep(0.1)
-        assert ready.status_code == 503
+        wait_for(lambda: "No destination portrait" in httpx.get(running.url + "/readyz").text, "/readyz to say why")
+        assert httpx.get(running.url + "/readyz").status_code == 503
         calls_before = running.log().count("path=/detect")
         response = post_swap(running)
         assert response.status_code == 503 and "No destination portrait has a face" in response.json()["error"]
