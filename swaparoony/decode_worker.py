@@ -1,6 +1,7 @@
 """The decode worker process: reads requests on stdin, decodes with image_file, writes pixels to stdout.
 
-Run by DecoderPool as `python -m swaparoony.decode_worker MEMORY_BYTES`. A request is a 4-byte
+Run by DecoderPool as `python -m swaparoony.decode_worker MEMORY_BYTES`. Once started it writes one
+READY byte. A request is a 4-byte
 length, a JSON object of DecodeLimits, an 8-byte length and the file's bytes; a reply is a 4-byte
 length, a JSON object ({"shape", "scale"} or {"error", "message"}) and, on success, the RGB pixels.
 """
@@ -21,6 +22,8 @@ from .image_file import DecodeLimits, read_rgb
 
 HEADER = struct.Struct("!I")
 SIZE = struct.Struct("!Q")
+READY = b"R"
+"""Written once the interpreter and codecs are loaded, so no decode's deadline pays for a worker's start-up."""
 
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
@@ -53,6 +56,8 @@ def main() -> None:
     # process itself: by closing the pipe (EOF) or, for a decode past its deadline, with SIGKILL.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout.buffer.write(READY)
+    sys.stdout.buffer.flush()
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 

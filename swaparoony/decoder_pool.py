@@ -23,13 +23,15 @@ import cv2
 import numpy as np
 
 from . import errors
-from .decode_worker import HEADER, SIZE
-from .errors import DecodeTooCostly, SwaparoonyError, UndecodableImage
+from .decode_worker import HEADER, READY, SIZE
+from .errors import DecodeTooCostly, ServiceNotReady, SwaparoonyError, UndecodableImage
 from .image_file import DecodeLimits
 from .types import DecodedImage
 
 logger = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT_S = 60.0
+"""How long a new worker may take to load Python and the codecs (seconds on a loaded node, not minutes)."""
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 """One thread each: a decode is single-threaded, and BLAS thread pools would reserve address space."""
 
@@ -51,6 +53,7 @@ class DecoderPool:
             worker.kill()
             worker = _Worker(self.memory_bytes)
         try:
+            worker.wait_until_ready()
             return worker.decode(data, limits, time.monotonic() + self.timeout_s)
         except _WorkerLost as exc:
             worker.kill()
@@ -95,6 +98,18 @@ class _Worker:
         self.replies: int = self.process.stdout.fileno()  # type: ignore[union-attr]
         os.set_blocking(self.requests, False)  # so no write or read can outlast the deadline
         os.set_blocking(self.replies, False)
+        self.ready = False
+
+    def wait_until_ready(self) -> None:
+        """Wait, once, for the worker's start-up: a replacement started after a kill may still be loading."""
+        if self.ready:
+            return
+        try:
+            if bytes(self._read(len(READY), time.monotonic() + STARTUP_TIMEOUT_S)) != READY:
+                raise _WorkerLost(timed_out=False)
+        except _WorkerLost:
+            raise ServiceNotReady("The image decoder could not start; retry shortly.") from None
+        self.ready = True
 
     def decode(self, data: bytes, limits: DecodeLimits, deadline: float) -> DecodedImage:
         meta = json.dumps(limits.to_dict()).encode()

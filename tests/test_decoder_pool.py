@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import numpy as np
 import psutil
 import pytest
-
 from conftest import encode, upload_image
 from hostile_files import flat_rgba_png, progressive_jpeg, scan_bomb
+
 from swaparoony.decoder_pool import DecoderPool
 from swaparoony.errors import DecodeTooCostly, UndecodableImage
 from swaparoony.image_file import DecodeLimits
@@ -34,6 +34,16 @@ def test_the_worker_gives_the_same_pixels_as_decoding_here(pool: DecoderPool) ->
     decoded = pool.decode(UPLOAD, LIMITS)
     assert decoded.scale == 1.0 and decoded.frame.flags.writeable
     assert np.array_equal(decoded.frame, decode_image(UPLOAD, LIMITS.max_bytes, LIMITS.max_pixels))
+
+
+def test_a_fresh_workers_start_up_is_not_charged_to_the_first_decode() -> None:
+    # Loading Python, NumPy and Pillow takes a new worker far longer than 0.1 s; decoding a small JPEG does not.
+    # A replacement worker started after a kill must not turn the next valid upload into a "too costly" 422.
+    fresh = DecoderPool(processes=1, timeout_s=0.1, memory_bytes=1024 * 1024 * 1024)
+    try:
+        assert fresh.decode(encode(np.zeros((64, 64, 3), np.uint8)), LIMITS).frame.shape == (64, 64, 3)
+    finally:
+        fresh.close()
 
 
 def test_a_decode_past_its_deadline_is_killed_and_refused(pool: DecoderPool) -> None:
