@@ -34,7 +34,9 @@ from http_api.schemas import (
 )
 from http_api.shutdown import drain_on_sigterm, keep_sockets_until_workers_stop
 from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine, SwapOptions
-from swaparoony.errors import AcceleratorUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
+from swaparoony.errors import (
+    AcceleratorUnavailable, CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError,
+)
 from swaparoony.model_set import ModelSet
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
 from swaparoony.types import SwapItem
@@ -181,7 +183,7 @@ class Swaparoony:
             try:
                 await self.engine()
                 return
-            except (ModelsUnavailable, GalleryUnavailable):
+            except (ModelsUnavailable, GalleryUnavailable, CredentialsUnavailable):
                 return  # a person must fix the files; every API and /readyz say so
             except ServiceNotReady:
                 await asyncio.sleep(1.0)

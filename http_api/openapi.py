@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from swaparoony.errors import (
-    BadRequest, DecodeTooCostly, FaceIdOutOfRange, NoFaceFound, ServiceNotReady, SwaparoonyError, UndecodableImage,
-    UnknownDestination, UnsupportedImageFormat, UploadTooLarge,
+    BadRequest, DecodeTooCostly, FaceIdOutOfRange, NoFaceFound, ServiceNotReady, SigningFailed, SwaparoonyError,
+    UndecodableImage, UnknownDestination, UnsupportedImageFormat, UploadTooLarge,
 )
 from swaparoony.image_file import HINT
 
@@ -29,7 +29,8 @@ DESCRIPTION = """Swap a face from a photo into the portraits kept on this server
 3. `POST /swap_sheet`: the face swapped into every destination, as one contact sheet.
 
 `POST /swap` and `POST /faces` answer the same as JSON for programs; `POST /destinations` lists the
-portraits. Every picture is an AI face swap. Model weights: InsightFace, non-commercial research use only."""
+portraits. Every picture is an AI face swap, and says so in the file: a signed C2PA manifest (Content
+Credentials) and IPTC XMP, which `swaparoony inspect FILE` reads back. Model weights: InsightFace, non-commercial research use only."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ ERRORS: dict[int, ErrorStatus] = {
                      (NoFaceFound, FaceIdOutOfRange, DecodeTooCostly),
                      {"error": "source_face_id=4 is out of range: 3 face(s) found in the upload; use 1 to 3, counted left "
                                "to right.", "code": "face_id_out_of_range"}),
-    500: ErrorStatus("The server failed; its log says why.", (),
+    500: ErrorStatus("The server failed (a picture it could not sign is never sent unmarked); its log says why.",
+                     (SigningFailed,),
                      {"error": "The server failed to process the request; the log says why.", "code": "internal_error"}),
     503: ErrorStatus("Not ready (models missing or loading, no usable destination) or busy (with Retry-After).",
                      (ServiceNotReady,), {"error": "The service is starting; retry shortly.", "code": "not_ready"}),

@@ -1,4 +1,5 @@
-"""`swaparoony models pull|import|verify`: get the model files into a models directory, checked."""
+"""`swaparoony models pull|import|verify`: get the model files into a models directory, checked;
+`swaparoony inspect FILE`: what a picture's content credentials say."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import c2pa
+from PIL import UnidentifiedImageError
+
+from . import credentials_report
 from .model_download import DownloadError, import_from, manifest, pull, verify
 from .model_specs import LICENCE
 from .settings import DEFAULT_MODELS_DIR, Settings
@@ -34,12 +39,32 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="do not also save the files in BentoML's model store")
         if name == "import":
             action.add_argument("--from", dest="source", type=Path, required=True, help="folder holding the files or buffalo_l.zip")
+    inspect = commands.add_parser("inspect", help="whether a picture carries Swaparoony's content credentials, and what they say")
+    inspect.add_argument("file", type=Path)
+    inspect.add_argument("--trust", type=Path, help="PEM CA certificate(s) to trust, e.g. the service's signing-chain.pem")
     return parser
+
+
+def inspect(file: Path, trust: Path | None) -> int:
+    """Print what the file says about itself; 0 when it carries Swaparoony's valid credentials and both marks."""
+    try:
+        report = credentials_report.read(file, trust.read_bytes() if trust else None)
+    except UnidentifiedImageError:
+        print(f"error: {file} is not an image file", file=sys.stderr)
+        return 2
+    except (OSError, c2pa.C2paError) as exc:
+        print(f"error: cannot inspect {file}: {exc}", file=sys.stderr)
+        return 2
+    for line in report.lines():
+        print(line)
+    return 0 if report.from_swaparoony and report.xmp_source_type else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; exit status 0 on success, 1 with a message on failure."""
     args = build_parser().parse_args(argv)
+    if args.group == "inspect":
+        return inspect(args.file, args.trust)
     entries = manifest(Path(args.manifest) if args.manifest else None)
     try:
         if args.action == "pull":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from . import __version__, content_credentials
+from .content_credentials import Marker, Parent, Provenance, Unmarked
 from .decoder_pool import DecoderPool
 from .errors import FaceIdOutOfRange, GalleryUnavailable, NoFaceFound
 from .face_detector import faces_from_detections, letterbox
@@ -17,12 +19,16 @@ from .overview import contact_sheet, numbered_faces
 from .settings import Settings
 from .telemetry import NoTelemetry, Telemetry, timed
 from .types import DecodedImage, Face, Frame, SwapItem
+from .visible_label import labelled
 from .vision import MEDIA_TYPES, OutputFormat, encode_image
 
 UPLOAD_LONG_SIDE = 1920
 """Uploads are decoded at the smallest whole-factor size that keeps this many pixels on the long side.
 Faces are found on a 640-pixel canvas and embedded from a 112-pixel crop, so a face a tenth of the
 photo wide still has 190 pixels here; a 12 MP phone JPEG decodes at half size, about 3x faster."""
+SWAPPED = "A face from an uploaded photo swapped into this portrait by an AI face-swap model (inswapper)."
+SHEET = "Faces from an uploaded photo swapped into portraits by an AI face-swap model (inswapper), as a contact sheet."
+FACES = "A photo with the faces an AI face detector found boxed and numbered."
 NO_USABLE_DESTINATION = (
     "No destination portrait has a face to swap into; the operator must add portraits with a clearly "
     "visible face to the destinations directory (see POST /destinations for why each one is skipped)."
@@ -79,27 +85,32 @@ class SwapEngine:
     """Runs swaps against a gallery prepared once; CPU stages run in threads and decode processes."""
 
     def __init__(self, models: FaceModels, gallery: Gallery, settings: Settings, decoder: DecoderPool,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None, marker: Marker | None = None) -> None:
         self.models = models
         self.gallery = gallery
         self.settings = settings
         self.decoder = decoder
         self.telemetry = telemetry or NoTelemetry()
+        self.marker = marker or Unmarked()
+        self.parents: dict[str, Parent | None] = {}
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = asyncio.Semaphore(settings.decode_processes)  # waiters queue here, not in threads
 
     @classmethod
     async def start(cls, models: FaceModels, settings: Settings, telemetry: Telemetry | None = None) -> SwapEngine:
-        """Start the decode processes, analyse the destinations (the only detection they ever get), return a ready engine."""
+        """Load the signing identity, start the decode processes, analyse the destinations (the only detection they
+        ever get), return a ready engine."""
+        marker = await asyncio.to_thread(content_credentials.from_settings, settings, __version__)
         decoder = await asyncio.to_thread(DecoderPool, settings.decode_processes, settings.decode_timeout_s,
                                           settings.decode_memory_bytes)
-        engine = cls(models, Gallery([]), settings, decoder, telemetry)
+        engine = cls(models, Gallery([]), settings, decoder, telemetry, marker)
         try:
             engine.gallery = await Gallery.load(
                 settings.destinations_dir, models, lambda data: engine.decode(data, engine.destination_limits),
                 settings.max_upload_bytes,
             )
+            engine.parents = await asyncio.to_thread(engine._parents)
         except BaseException:
             decoder.close()
             raise
@@ -123,15 +134,15 @@ class SwapEngine:
         """The upload with its faces boxed and numbered left to right, and how many there are."""
         frame = (await self._decode_upload(upload)).frame
         faces = await self._detect(frame)
-        with timed(self.telemetry, "encode"):
-            picture = await asyncio.to_thread(lambda: self._encode(numbered_faces(frame, faces), output_format))
+        overview = await asyncio.to_thread(numbered_faces, frame, faces)
+        (picture,) = await self._pictures([(overview, Provenance(FACES))], output_format, label=False)
         return picture, len(faces)
 
     async def swap(self, upload: bytes, options: SwapOptions) -> SwapOutcome:
         """Swap the chosen upload face into the chosen face of each selected destination."""
         faces, results, skipped = await self._swapped(upload, options)
-        with timed(self.telemetry, "encode"):
-            encoded = await asyncio.gather(*(asyncio.to_thread(self._encode, frame, options.output_format) for _, frame in results))
+        made = [(frame, Provenance(SWAPPED, self.parents.get(d.name))) for d, frame in results]
+        encoded = await self._pictures(made, options.output_format, label=True)
         swapped = [SwappedImage(d.name, picture.data, picture.media_type, *d.size) for (d, _), picture in zip(results, encoded)]
         return SwapOutcome(faces, swapped, skipped)
 
@@ -141,8 +152,9 @@ class SwapEngine:
         tiles: dict[str, Frame | str] = {d.name: frame for d, frame in results}
         tiles |= {s.destination_name: s.reason for s in skipped}
         ordered = [(name, tiles[name]) for name in self.gallery.destinations if name in tiles]
-        with timed(self.telemetry, "encode"):
-            return await asyncio.to_thread(lambda: self._encode(contact_sheet(ordered), options.output_format))
+        sheet = await asyncio.to_thread(contact_sheet, ordered)
+        (picture,) = await self._pictures([(sheet, Provenance(SHEET))], options.output_format, label=True)
+        return picture
 
     async def _swapped(self, upload: bytes, options: SwapOptions) -> tuple[int, list[tuple[Destination, Frame]], list[Skipped]]:
         """Faces found in the upload, each target destination with the face pasted in, and the skipped ones."""
@@ -163,6 +175,10 @@ class SwapEngine:
                 for d, swapped in zip(targets, swapped_crops)
             ))
         return len(faces), list(zip(targets, pasted)), skipped
+
+    def _parents(self) -> dict[str, Parent | None]:
+        """Each usable destination prepared once as the parent its results' credentials name."""
+        return {d.name: self.marker.parent(d.name, d.file, d.media_type) for d in self.gallery.destinations.values() if d.faces}
 
     async def _decode_upload(self, upload: bytes) -> DecodedImage:
         self.telemetry.upload(len(upload))
@@ -194,8 +210,22 @@ class SwapEngine:
         self.telemetry.faces_found(len(faces))
         return faces
 
-    def _encode(self, frame: Frame, output_format: OutputFormat) -> EncodedPicture:
-        return EncodedPicture(encode_image(frame, output_format, self.settings.jpeg_quality), MEDIA_TYPES[output_format])
+    async def _pictures(self, made: list[tuple[Frame, Provenance]], output_format: OutputFormat,
+                        label: bool) -> list[EncodedPicture]:
+        """Encode each frame (labelled where asked and configured), then mark it, each stage in parallel threads."""
+        media_type = MEDIA_TYPES[output_format]
+        text = self.settings.visible_label if label else None
+        with timed(self.telemetry, "encode"):
+            encoded = await asyncio.gather(*(asyncio.to_thread(self._encode, frame, output_format, text) for frame, _ in made))
+        with timed(self.telemetry, "mark"):
+            marked = await asyncio.gather(*(
+                asyncio.to_thread(self.marker.mark, data, media_type, provenance)
+                for data, (_, provenance) in zip(encoded, made)
+            ))
+        return [EncodedPicture(data, media_type) for data in marked]
+
+    def _encode(self, frame: Frame, output_format: OutputFormat, label: str | None) -> bytes:
+        return encode_image(labelled(frame, label) if label else frame, output_format, self.settings.jpeg_quality)
 
 
 def pick_face(faces: list[Face], face_id: int, parameter: str, where: str) -> Face:

@@ -9,12 +9,14 @@ SwaparoonyError
 ├── DecodeTooCostly (422)
 ├── NoFaceFound (422)
 ├── FaceIdOutOfRange (422)
+├── SigningFailed (500)
 └── ServiceNotReady (503)
     ├── ModelsUnavailable
     │   ├── ModelFileMissing
     │   └── ModelFileInvalid
     ├── GalleryUnavailable
-    └── AcceleratorUnavailable
+    ├── AcceleratorUnavailable
+    └── CredentialsUnavailable
 """
 
 from __future__ import annotations
@@ -117,3 +119,14 @@ class GalleryUnavailable(ServiceNotReady):
 
 class AcceleratorUnavailable(ServiceNotReady):
     """CUDA was asked for but ONNX Runtime came up on CPU; the service refuses to start."""
+
+
+class CredentialsUnavailable(ServiceNotReady):
+    """The operator's signing certificate or key cannot be used, so no picture could say what it is."""
+
+
+class SigningFailed(SwaparoonyError):
+    """A picture could not be signed; it is not sent unmarked."""
+
+    short = "signing_failed"
+    title = "Signing failed"

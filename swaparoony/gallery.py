@@ -14,14 +14,21 @@ import numpy as np
 
 from .errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
 from .face_detector import faces_from_detections, letterbox
-from .face_helper import PasteRegion, align_matrix, crop_face, feather_mask, paste_region
+from .face_helper import (
+    PasteRegion,
+    align_matrix,
+    crop_face,
+    feather_mask,
+    paste_region,
+)
 from .face_swapper import SWAPPER_SIZE
 from .model_set import FaceModels
 from .types import DecodedImage, Face, Frame
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+IMAGE_SUFFIXES = tuple(MEDIA_TYPES)
 CROP_MASK = feather_mask(SWAPPER_SIZE, margin=10, sigma=5.0)
 UNREADABLE: Frame = np.zeros((0, 0, 3), dtype=np.uint8)
 Decode = Callable[[bytes], Awaitable[DecodedImage]]
@@ -45,6 +52,13 @@ class Destination:
     frame: Frame
     faces: tuple[DestinationFace, ...]
     reason: str | None = None
+    file: bytes = b""
+    """The file as the operator gave it: the parent its results name in their content credentials."""
+
+    @property
+    def media_type(self) -> str:
+        """The file's media type, by its name's suffix (the only files the gallery reads)."""
+        return MEDIA_TYPES[Path(self.name).suffix.lower()]
 
     @property
     def size(self) -> tuple[int, int]:
@@ -68,12 +82,13 @@ class Gallery:
         """Read and decode every image in directory off the event loop, and detect all their faces in one batched call."""
         paths = await asyncio.to_thread(_image_paths, directory)
         read = await asyncio.gather(*(_read(path, decode, max_bytes) for path in paths))
-        frames = {name: frame for name, frame, reason in read if reason is None}
-        broken = [Destination(name, UNREADABLE, (), reason) for name, _, reason in read if reason is not None]
+        frames = {name: frame for name, frame, _, reason in read if reason is None}
+        files = {name: file for name, _, file, _ in read}
+        broken = [Destination(name, UNREADABLE, (), reason) for name, _, _, reason in read if reason is not None]
         canvases = [letterbox(frame) for frame in frames.values()]
         detections = await models.detect([canvas for canvas, _ in canvases]) if canvases else []
         loaded = [
-            _destination(name, frame, faces_from_detections(found, scale))
+            _destination(name, frame, files[name], faces_from_detections(found, scale))
             for (name, frame), (_, scale), found in zip(frames.items(), canvases, detections)
         ]
         gallery = cls(sorted(loaded + broken, key=lambda d: d.name))
@@ -112,17 +127,17 @@ def _image_paths(directory: Path) -> list[Path]:
     return paths
 
 
-async def _read(path: Path, decode: Decode, max_bytes: int) -> tuple[str, Frame, str | None]:
-    """(name, frame, None), or (name, an empty frame, why it cannot be used)."""
+async def _read(path: Path, decode: Decode, max_bytes: int) -> tuple[str, Frame, bytes, str | None]:
+    """(name, frame, file, None), or (name, an empty frame, no bytes, why it cannot be used)."""
     try:
         data = await asyncio.to_thread(read_regular_file, path, max_bytes)
-        return path.name, (await decode(data)).frame, None
+        return path.name, (await decode(data)).frame, data, None
     except OSError as exc:
         reason = f"cannot be read: {exc.strerror or type(exc).__name__}"
     except SwaparoonyError as exc:
         reason = f"cannot be read: {exc}"
     logger.warning("destination %s skipped: %s", path, reason)
-    return path.name, UNREADABLE, reason
+    return path.name, UNREADABLE, b"", reason
 
 
 def read_regular_file(path: Path, max_bytes: int) -> bytes:
@@ -140,11 +155,11 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         os.close(descriptor)
 
 
-def _destination(name: str, frame: Frame, faces: list[Face]) -> Destination:
+def _destination(name: str, frame: Frame, file: bytes, faces: list[Face]) -> Destination:
     if not faces:
         return Destination(name, frame, (), reason="no face found")
     prepared = []
     for face in faces:
         matrix = align_matrix(face.landmarks, SWAPPER_SIZE)
         prepared.append(DestinationFace(face, crop_face(frame, matrix, SWAPPER_SIZE), paste_region(frame.shape, matrix, CROP_MASK)))
-    return Destination(name, frame, tuple(prepared))
+    return Destination(name, frame, tuple(prepared), file=file)

@@ -6,9 +6,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 MIB = 1024 * 1024
 DEFAULT_MODELS_DIR = Path("models")
+CREDENTIALS_MODES = ("on", "xmp", "off")
+LABEL_ON = "AI-generated"
 
 
 class SettingsError(ValueError):
@@ -43,6 +46,14 @@ class Settings:
     """A text form field (a face id, destination names, a format) is never near this."""
     max_form_parts: int = 16
     """Parts of one multipart body; Swagger UI sends each text field as a part of its own."""
+    content_credentials: Literal["on", "xmp", "off"] = "on"
+    """on: a signed C2PA manifest and IPTC XMP in every picture; xmp: the XMP only; off: neither."""
+    signing_cert: Path | None = None
+    signing_key: Path | None = None
+    """Both or neither; neither: a local CA and certificate made once in state_dir."""
+    state_dir: Path = Path.home() / ".local" / "state" / "swaparoony"
+    visible_label: str | None = None
+    """Text drawn in a corner of every swapped picture; None: no visible label."""
 
     @property
     def decode_memory_bytes(self) -> int:
@@ -89,7 +100,46 @@ class Settings:
             max_queued_requests=_bounded_int(env, "SWAPAROONY_MAX_QUEUED_REQUESTS", defaults.max_queued_requests, 0, 65536),
             cors_origins=_names(env, "SWAPAROONY_CORS_ORIGINS"),
             api_token=env.get("SWAPAROONY_API_TOKEN") or None,
+            content_credentials=_choice(env, "SWAPAROONY_CONTENT_CREDENTIALS", defaults.content_credentials, CREDENTIALS_MODES),
+            **_signing_files(env),
+            state_dir=Path(env["SWAPAROONY_STATE_DIR"]) if env.get("SWAPAROONY_STATE_DIR") else _default_state_dir(env),
+            visible_label=_label(env, "SWAPAROONY_VISIBLE_LABEL"),
         )
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> Any:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _signing_files(env: Mapping[str, str]) -> dict[str, Path | None]:
+    """The operator's certificate chain and key: both paths, or neither."""
+    cert, key = env.get("SWAPAROONY_SIGNING_CERT", "").strip(), env.get("SWAPAROONY_SIGNING_KEY", "").strip()
+    if bool(cert) != bool(key):
+        missing = "SWAPAROONY_SIGNING_KEY" if cert else "SWAPAROONY_SIGNING_CERT"
+        raise SettingsError(f"{missing} is not set: give both the signing certificate chain and its key, or neither")
+    return {"signing_cert": Path(cert) if cert else None, "signing_key": Path(key) if key else None}
+
+
+def _default_state_dir(env: Mapping[str, str]) -> Path:
+    """XDG's state directory, under HOME as the environment gives it (OpenShift sets HOME for its arbitrary user)."""
+    if env.get("XDG_STATE_HOME"):
+        return Path(env["XDG_STATE_HOME"]) / "swaparoony"
+    return Path(env.get("HOME") or Path.home()) / ".local" / "state" / "swaparoony"
+
+
+def _label(env: Mapping[str, str], name: str) -> str | None:
+    """off/0/empty: none; on/1: "AI-generated"; other printable ASCII text of up to 40 characters: that text."""
+    raw = env.get(name, "").strip()
+    if raw.lower() in ("", "off", "0", "false", "no"):
+        return None
+    if raw.lower() in ("on", "1", "true", "yes"):
+        return LABEL_ON
+    if len(raw) > 40 or not all(" " <= c <= "~" for c in raw):
+        raise SettingsError(f"{name} must be on, off, or printable ASCII text of up to 40 characters")
+    return raw
 
 
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-STAGES = ("decode", "detect", "embed", "swap", "paste", "encode")
+STAGES = ("decode", "detect", "embed", "swap", "paste", "encode", "mark")
 
 
 class Telemetry(Protocol):

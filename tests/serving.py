@@ -48,7 +48,8 @@ def start_server(tmp: Path, env: dict[str, str], wait_ready: bool = True, target
     log_path = tmp / "server.log"
     # BentoML puts its Unix sockets in TMPDIR, and their paths must stay under 108 bytes.
     short_tmp = Path(tempfile.mkdtemp(prefix="sw-", dir="/tmp"))
-    full_env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml_home"), "TMPDIR": str(short_tmp), **env}
+    full_env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml_home"), "TMPDIR": str(short_tmp),
+                "SWAPAROONY_STATE_DIR": str(tmp / "state"), **env}
     process = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
         cwd=cwd, env=full_env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,

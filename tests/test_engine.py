@@ -22,16 +22,16 @@ def model_set(models_dir: Path) -> ModelSet:
 
 
 @pytest.fixture(scope="module")
-def engine(model_set: ModelSet, models_dir: Path, gallery_dir: Path) -> Iterator[SwapEngine]:
-    settings = Settings(models_dir=models_dir, destinations_dir=gallery_dir)
+def engine(model_set: ModelSet, models_dir: Path, gallery_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwapEngine]:
+    settings = Settings(models_dir=models_dir, destinations_dir=gallery_dir, state_dir=tmp_path_factory.mktemp("state"))
     started = asyncio.run(SwapEngine.start(LocalFaceModels(model_set), settings))
     yield started
     started.close()
 
 
-def test_gallery_is_detected_once_in_one_batch(model_set: ModelSet, models_dir: Path, gallery_dir: Path) -> None:
+def test_gallery_is_detected_once_in_one_batch(model_set: ModelSet, models_dir: Path, gallery_dir: Path, tmp_path: Path) -> None:
     fresh = ModelSet.load(models_dir, None, 0.5)
-    asyncio.run(SwapEngine.start(LocalFaceModels(fresh), Settings(destinations_dir=gallery_dir))).close()
+    asyncio.run(SwapEngine.start(LocalFaceModels(fresh), Settings(destinations_dir=gallery_dir, state_dir=tmp_path))).close()
     assert fresh.runs == {"detect": 3}  # three readable destinations, nothing else
 
 

@@ -30,7 +30,25 @@ def test_values_are_parsed() -> None:
 @pytest.mark.parametrize(("name", "value"), [
     ("SWAPAROONY_MAX_UPLOAD_BYTES", "lots"), ("SWAPAROONY_MAX_PIXELS", "0"),
     ("SWAPAROONY_DETECTION_THRESHOLD", "1.5"), ("SWAPAROONY_JPEG_QUALITY", "101"),
+    ("SWAPAROONY_CONTENT_CREDENTIALS", "maybe"), ("SWAPAROONY_VISIBLE_LABEL", "KI-generiert, völlig"),
+    ("SWAPAROONY_VISIBLE_LABEL", "x" * 41), ("SWAPAROONY_SIGNING_KEY", ""),
 ])
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    env = {name: value} if name != "SWAPAROONY_SIGNING_KEY" else {"SWAPAROONY_SIGNING_CERT": "/run/tls.crt"}
     with pytest.raises(SettingsError, match=name):
-        Settings.from_env({name: value})
+        Settings.from_env(env)
+
+
+def test_content_credentials_settings() -> None:
+    default = Settings.from_env({"HOME": "/tmp/home"})
+    assert default.content_credentials == "on" and default.visible_label is None
+    assert default.state_dir == Path("/tmp/home/.local/state/swaparoony")
+    assert default.signing_cert is None and default.signing_key is None
+    chosen = Settings.from_env({
+        "SWAPAROONY_CONTENT_CREDENTIALS": "XMP", "SWAPAROONY_VISIBLE_LABEL": "on", "XDG_STATE_HOME": "/var/lib",
+        "SWAPAROONY_SIGNING_CERT": "/run/tls.crt", "SWAPAROONY_SIGNING_KEY": "/run/tls.key",
+    })
+    assert chosen.content_credentials == "xmp" and chosen.visible_label == "AI-generated"
+    assert chosen.state_dir == Path("/var/lib/swaparoony") and chosen.signing_key == Path("/run/tls.key")
+    assert Settings.from_env({"SWAPAROONY_VISIBLE_LABEL": "Made with AI"}).visible_label == "Made with AI"
+    assert Settings.from_env({"SWAPAROONY_STATE_DIR": "/data"}).state_dir == Path("/data")
