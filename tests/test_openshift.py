@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -152,3 +153,36 @@ def test_plain_variant_is_reachable_through_an_edge_tls_route() -> None:
     assert service["spec"]["ports"][0]["port"] == 3000
     selector = service["spec"]["selector"]
     assert selector.items() <= docs["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
+
+
+def render_with_component(variant: str, component: str, tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """A variant with one of components/ added, as an operator's own overlay would add it."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(OPENSHIFT / variant, overlay)],
+        "components": [os.path.relpath(OPENSHIFT / "components" / component, overlay)],
+    }))
+    out = subprocess.run(["kubectl", "kustomize", str(overlay)], check=True, capture_output=True, text=True).stdout
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(out) if doc}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_signing_component_mounts_the_operators_secret(variant: str, tmp_path: Path,
+                                                            kserve_validators: dict) -> None:
+    docs = render_with_component(variant, "signing", tmp_path)
+    container = runtime_container(docs)
+    env = {e["name"]: e["value"] for e in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "signing")
+    assert mount["readOnly"] is True
+    assert env["SWAPAROONY_SIGNING_CERT"] == mount["mountPath"] + "/tls.crt"
+    assert env["SWAPAROONY_SIGNING_KEY"] == mount["mountPath"] + "/tls.key"
+    pod = docs["ServingRuntime"]["spec"] if "ServingRuntime" in docs else docs["Deployment"]["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "signing"]
+    assert volume["secret"]["secretName"] == "swaparoony-signing"
+    for kind, doc in docs.items():
+        if kind in kserve_validators:
+            assert not list(kserve_validators[kind].iter_errors(doc)), kind
+        elif kind in ("Deployment", "Service"):
+            kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
