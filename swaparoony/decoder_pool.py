@@ -39,9 +39,11 @@ WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 class DecoderPool:
     """A fixed set of decode worker processes; decode() blocks until one is free."""
 
-    def __init__(self, processes: int, timeout_s: float, memory_bytes: int) -> None:
+    def __init__(self, processes: int, timeout_s: float, memory_bytes: int,
+                 startup_timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         self.timeout_s = timeout_s
         self.memory_bytes = memory_bytes
+        self.startup_timeout_s = startup_timeout_s
         self._idle: queue.Queue[_Worker] = queue.Queue()
         for _ in range(processes):
             self._idle.put(_Worker(memory_bytes))
@@ -53,7 +55,8 @@ class DecoderPool:
             worker.kill()
             worker = _Worker(self.memory_bytes)
         try:
-            worker.wait_until_ready()
+            if not worker.ready:  # a replacement started after a kill may still be loading
+                worker.wait_until_ready(time.monotonic() + self.startup_timeout_s)
             return worker.decode(data, limits, time.monotonic() + self.timeout_s)
         except _WorkerLost as exc:
             worker.kill()
@@ -64,6 +67,9 @@ class DecoderPool:
                     f"The image could not be decoded within {self.timeout_s:g} seconds; it may be built to be slow "
                     "to decode. Re-save it as an ordinary JPEG or PNG."
                 ) from None
+            if exc.starting:
+                logger.error("a decode worker did not start within %s s", self.startup_timeout_s)
+                raise ServiceNotReady("The image decoder could not start; retry shortly.") from None
             raise UndecodableImage("The image could not be decoded; the decoder stopped on it.") from None
         finally:
             self._idle.put(worker)
@@ -78,11 +84,12 @@ class DecoderPool:
 
 
 class _WorkerLost(Exception):
-    """The worker died, broke the protocol or ran past its deadline."""
+    """The worker died, broke the protocol, ran past its deadline or never finished starting."""
 
-    def __init__(self, timed_out: bool) -> None:
+    def __init__(self, timed_out: bool, starting: bool = False) -> None:
         super().__init__("timed out" if timed_out else "worker lost")
         self.timed_out = timed_out
+        self.starting = starting
 
 
 class _Worker:
@@ -100,16 +107,14 @@ class _Worker:
         os.set_blocking(self.replies, False)
         self.ready = False
 
-    def wait_until_ready(self) -> None:
-        """Wait, once, for the worker's start-up: a replacement started after a kill may still be loading."""
-        if self.ready:
-            return
+    def wait_until_ready(self, deadline: float) -> None:
+        """Read the worker's READY byte; no decode deadline runs while it loads."""
         try:
-            if bytes(self._read(len(READY), time.monotonic() + STARTUP_TIMEOUT_S)) != READY:
-                raise _WorkerLost(timed_out=False)
+            self.ready = bytes(self._read(len(READY), deadline)) == READY
         except _WorkerLost:
-            raise ServiceNotReady("The image decoder could not start; retry shortly.") from None
-        self.ready = True
+            self.ready = False
+        if not self.ready:
+            raise _WorkerLost(timed_out=False, starting=True)
 
     def decode(self, data: bytes, limits: DecodeLimits, deadline: float) -> DecodedImage:
         meta = json.dumps(limits.to_dict()).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -10,8 +11,9 @@ import pytest
 from conftest import encode, upload_image
 from hostile_files import flat_rgba_png, progressive_jpeg, scan_bomb
 
+from swaparoony.decode_worker import READY
 from swaparoony.decoder_pool import DecoderPool
-from swaparoony.errors import DecodeTooCostly, UndecodableImage
+from swaparoony.errors import DecodeTooCostly, ServiceNotReady, UndecodableImage
 from swaparoony.image_file import DecodeLimits
 from swaparoony.vision import decode_image
 
@@ -44,6 +46,21 @@ def test_a_fresh_workers_start_up_is_not_charged_to_the_first_decode() -> None:
         assert fresh.decode(encode(np.zeros((64, 64, 3), np.uint8)), LIMITS).frame.shape == (64, 64, 3)
     finally:
         fresh.close()
+
+
+def test_a_worker_that_never_says_it_is_ready_is_replaced_and_answered_with_503() -> None:
+    stuck = DecoderPool(processes=1, timeout_s=5.0, memory_bytes=1024 * 1024 * 1024, startup_timeout_s=0.3)
+    try:
+        worker = stuck._idle.queue[0]
+        os.set_blocking(worker.replies, True)
+        assert os.read(worker.replies, 1) == READY  # taken away: to the pool this worker never finishes starting
+        os.set_blocking(worker.replies, False)
+        with pytest.raises(ServiceNotReady, match="retry shortly"):
+            stuck.decode(UPLOAD, LIMITS)
+        assert worker.process.poll() is not None and stuck._idle.queue[0] is not worker
+        assert stuck.decode(UPLOAD, LIMITS).frame.shape == (640, 640, 3)  # the replacement serves
+    finally:
+        stuck.close()
 
 
 def test_a_decode_past_its_deadline_is_killed_and_refused(pool: DecoderPool) -> None:
