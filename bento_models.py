@@ -14,20 +14,23 @@ from pathlib import Path
 import bentoml
 from bentoml.exceptions import NotFound
 
-from swaparoony.model_specs import ALL_MODELS, LICENCE
+from swaparoony.model_specs import LICENCE, model_set
+from swaparoony.settings import Settings
 
 MODEL_NAME = "swaparoony-models"
 TAG = f"{MODEL_NAME}:latest"
 
 
 def save(models_dir: Path) -> str:
-    """Save the verified files of models_dir as a new version of the store model; returns a report line."""
+    """Save the verified files of models_dir (for SWAPAROONY_DETECTOR's set) as a new version of the store
+    model; returns a report line."""
+    specs = model_set(Settings.from_env().detector)
     with bentoml.models.create(
         MODEL_NAME,
         labels={"licence": "non-commercial-research"},
-        metadata={"licence": LICENCE, **{spec.relative_path: spec.sha256 for spec in ALL_MODELS}},
+        metadata={"licence": LICENCE, **{spec.relative_path: spec.sha256 or "unknown" for spec in specs}},
     ) as model:
-        for spec in ALL_MODELS:
+        for spec in specs:
             target = Path(model.path_of(spec.relative_path))
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(models_dir / spec.relative_path, target)

@@ -37,6 +37,7 @@ from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine, SwapOptions
 from swaparoony.errors import (
     AcceleratorUnavailable, CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError,
 )
+from swaparoony.model_cache import ModelCache
 from swaparoony.model_set import ModelSet
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
 from swaparoony.types import SwapItem
@@ -87,8 +88,10 @@ class FaceModels:
         self.api_workers_drained = 0
         models_dir = settings.models_dir or bento_models.stored_dir() or DEFAULT_MODELS_DIR
         try:
-            self.model_set = ModelSet.load(models_dir, settings.providers, settings.detection_threshold)
-            logger.info("models ready, providers %s", self.model_set.providers)
+            self.model_set = ModelSet.load(models_dir, settings.providers, settings.detection_threshold, settings.detector,
+                                           settings.rebatch, ModelCache(settings.state_dir / "models"))
+            logger.info("models ready, providers %s, batch as one call %s", self.model_set.providers,
+                        self.model_set.batching)
         except AcceleratorUnavailable:
             raise  # refuse to start rather than run a GPU deployment silently on CPU
         except ModelsUnavailable as exc:

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.group == "inspect":
         return inspect(args.file, args.trust)
-    entries = manifest(Path(args.manifest) if args.manifest else None)
+    entries = manifest(Path(args.manifest) if args.manifest else None, Settings.from_env().detector)
     try:
         if args.action == "pull":
             print(f"Licence: {LICENCE}", file=sys.stderr)

@@ -6,28 +6,29 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from .onnx_loader import has_dynamic_batch
+from .model_contract import ModelLayout
+from .model_specs import SWAPPER, ModelSpec
 from .types import Frame, SwapItem
 
-SWAPPER_SIZE = 128
+SWAPPER_SIZE = SWAPPER.input_size
 
 
 class FaceSwapper:
-    """Runs inswapper; the real file's batch axis is fixed at 1, so a batch runs item by item."""
+    """Runs inswapper: a batch as one call where the batch axis is free (natively or re-batched), else item by item."""
 
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(self, session: ort.InferenceSession, layout: ModelLayout, spec: ModelSpec) -> None:
         self.session = session
-        self.target_name, self.source_name = (tensor.name for tensor in session.get_inputs())
-        self.output_name = session.get_outputs()[0].name
-        self.batched = has_dynamic_batch(session)
+        self.layout = layout
+        self.spec = spec
 
     def swap(self, items: list[SwapItem]) -> list[Frame]:
         """Return one swapped BGR crop per item."""
         if not items:
             return []
-        targets = cv2.dnn.blobFromImages([item.crop for item in items], 1.0 / 255.0, None, (0, 0, 0), swapRB=True)
+        norm = self.spec.normalisation
+        targets = cv2.dnn.blobFromImages([item.crop for item in items], 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)
         latents = np.stack([item.latent for item in items]).astype(np.float32)
-        if self.batched:
+        if self.layout.batch_free:
             predictions = self._run(targets, latents)
         else:
             predictions = np.concatenate([self._run(targets[i : i + 1], latents[i : i + 1]) for i in range(len(items))])
@@ -36,4 +37,5 @@ class FaceSwapper:
         return [np.ascontiguousarray(crop) for crop in crops]
 
     def _run(self, targets: np.ndarray, latents: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.target_name: targets, self.source_name: latents})[0]
+        target, source = self.layout.input_names
+        return self.session.run(list(self.layout.output_names), {target: targets, source: latents})[0]

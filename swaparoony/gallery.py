@@ -22,6 +22,7 @@ from .face_helper import (
     paste_region,
 )
 from .face_swapper import SWAPPER_SIZE
+from .model_specs import MASK_MARGIN, MASK_SIGMA
 from .model_set import FaceModels
 from .types import DecodedImage, Face, Frame
 
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 IMAGE_SUFFIXES = tuple(MEDIA_TYPES)
-CROP_MASK = feather_mask(SWAPPER_SIZE, margin=10, sigma=5.0)
+CROP_MASK = feather_mask(SWAPPER_SIZE, margin=MASK_MARGIN, sigma=MASK_SIGMA)
 UNREADABLE: Frame = np.zeros((0, 0, 3), dtype=np.uint8)
 Decode = Callable[[bytes], Awaitable[DecodedImage]]
 """Decodes a destination file at full size, within the service's decode budget."""

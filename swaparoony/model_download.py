@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .model_specs import ALL_MODELS, ModelSpec, Source
-from .onnx_loader import CPU, check_contract, file_mismatch
+from .model_contract import check_contract
+from .model_specs import ALL_FILES, DEFAULT_DETECTOR, ModelSpec, Source, model_set
+from .onnx_loader import CPU, file_mismatch
 
 CHUNK = 1024 * 1024
 PARTIAL_DIR = ".partial"
@@ -35,8 +36,9 @@ class FileEntry:
     """One file a models directory needs: where it goes, what it must hash to, where to get it."""
 
     path: str
-    size: int
-    sha256: str
+    size: int | None
+    sha256: str | None
+    """None where no release checksum is known: such a file is checked by its contract instead."""
     sources: tuple[Source, ...]
 
     @classmethod
@@ -44,13 +46,14 @@ class FileEntry:
         return cls(spec.relative_path, spec.size, spec.sha256, spec.sources)
 
 
-def manifest(path: Path | None = None) -> list[FileEntry]:
-    """The built-in table of release files, or a JSON manifest with the same fields (for mirrors and tests)."""
+def manifest(path: Path | None = None, detector: str = DEFAULT_DETECTOR) -> list[FileEntry]:
+    """The built-in table of the files the chosen detector's service needs, or a JSON manifest with the same
+    fields (for mirrors and tests)."""
     if path is None:
-        return [FileEntry.of(spec) for spec in ALL_MODELS]
+        return [FileEntry.of(spec) for spec in model_set(detector)]
     data = json.loads(path.read_text())
     return [
-        FileEntry(item["path"], int(item["size"]), item["sha256"],
+        FileEntry(item["path"], int(item["size"]) if item.get("size") is not None else None, item.get("sha256"),
                   tuple(Source(s["url"], s.get("member")) for s in item["sources"]))
         for item in data["files"]
     ]
@@ -62,8 +65,24 @@ def is_verified(path: Path, entry: FileEntry) -> bool:
 
 
 def mismatch(path: Path, entry: FileEntry) -> str | None:
-    """Why a file is not the entry's, or None when it is."""
+    """Why a file is not the entry's, or None when it is (or when no checksum is known: see contract_problem)."""
+    if entry.size is None or entry.sha256 is None:
+        return contract_problem(path, entry)
     return file_mismatch(path, entry.size, entry.sha256)
+
+
+def contract_problem(path: Path, entry: FileEntry) -> str | None:
+    """Why a file cannot serve as its spec's model (loaded on CPU and checked by structure), or None."""
+    import onnxruntime as ort
+
+    spec = next((s for s in ALL_FILES if s.relative_path == entry.path), None)
+    try:
+        session = ort.InferenceSession(str(path), providers=[CPU])
+        if spec is not None:
+            check_contract(path, spec, session)
+    except Exception as exc:  # corrupt protobufs and contract errors both mean "not usable"
+        return f"wrong contract: {exc}"
+    return None
 
 
 class Progress:
@@ -211,26 +230,15 @@ def import_from(source_dir: Path, models_dir: Path, entries: list[FileEntry]) ->
 
 def verify(models_dir: Path, entries: list[FileEntry]) -> dict[str, str]:
     """Per file: OK, missing, wrong size or hash, or wrong contract (inputs and outputs)."""
-    import onnxruntime as ort
-
-    specs = {spec.relative_path: spec for spec in ALL_MODELS}
     results = {}
     for entry in entries:
         path = models_dir / entry.path
         if not path.is_file():
             results[entry.path] = "missing"
             continue
-        problem = mismatch(path, entry)
+        problem = mismatch(path, entry) if entry.sha256 else None
         if problem:
             results[entry.path] = f"wrong hash: {problem}"
             continue
-        spec = specs.get(entry.path)
-        try:
-            session = ort.InferenceSession(str(path), providers=[CPU])
-            if spec is not None:
-                check_contract(path, spec, session)
-        except Exception as exc:  # corrupt protobufs and contract errors both mean "not usable"
-            results[entry.path] = f"wrong contract: {exc}"
-            continue
-        results[entry.path] = "OK"
+        results[entry.path] = contract_problem(path, entry) or "OK"
     return results

@@ -6,19 +6,31 @@ import asyncio
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
+from .batch_axis import disagreement, free_batch_copy, sample_inputs
+from .errors import ModelFileInvalid
 from .face_detector import FaceDetector
 from .face_recognizer import FaceRecognizer
 from .face_swapper import FaceSwapper
-from .model_specs import ALL_MODELS, DETECTOR, RECOGNIZER, SWAPPER
-from .onnx_loader import CUDA, default_providers, open_session, require_files, trailing_initializer
+from .model_cache import ModelCache
+from .model_contract import ModelLayout
+from .model_specs import DEFAULT_DETECTOR, ModelSpec, model_set
+from .onnx_loader import (
+    CUDA,
+    default_providers,
+    open_session,
+    require_files,
+    warn_if_not_release,
+)
 from .types import Frame, Latent, SwapItem
 
 logger = logging.getLogger(__name__)
+Rebatch = Literal["auto", "on", "off"]
 
 
 class FaceModels(Protocol):
@@ -41,19 +53,39 @@ class ModelSet:
         self.runs: Counter[str] = Counter()
 
     @classmethod
-    def load(cls, models_dir: Path, providers: tuple[str, ...] | None, threshold: float) -> ModelSet:
-        """Open the three files under models_dir; only detection and recognition of buffalo_l are loaded."""
-        require_files(models_dir, ALL_MODELS)
+    def load(cls, models_dir: Path, providers: tuple[str, ...] | None, threshold: float,
+             detector: str = DEFAULT_DETECTOR, rebatch: Rebatch = "auto", cache: ModelCache | None = None) -> ModelSet:
+        """Open the chosen detector, w600k_r50 and inswapper under models_dir, each checked by its contract.
+
+        rebatch: whether a batch-1 model gets a free-batch copy (auto: on CUDA, where batches pay; on CPU a
+        batch costs what its items cost, and the check would cost seconds of start-up).
+        """
+        specs = model_set(detector)
+        require_files(models_dir, specs)
+        cache = cache or ModelCache(None)
         chosen = providers or default_providers()
         if CUDA in chosen and hasattr(ort, "preload_dlls"):
             ort.preload_dlls()  # CUDA and cuDNN from NVIDIA's pip wheels (onnxruntime-gpu[cuda,cudnn])
         logger.info("loading models from %s with providers %s", models_dir.resolve(), list(chosen))
-        detector = FaceDetector(open_session(models_dir / DETECTOR.relative_path, DETECTOR, chosen), threshold)
-        swapper_path = models_dir / SWAPPER.relative_path
-        swapper = FaceSwapper(open_session(swapper_path, SWAPPER, chosen))
-        emap = trailing_initializer(swapper_path, SWAPPER)
-        recognizer = FaceRecognizer(open_session(models_dir / RECOGNIZER.relative_path, RECOGNIZER, chosen), emap)
-        return cls(detector, recognizer, swapper)
+        batches = rebatch == "on" or (rebatch == "auto" and CUDA in chosen)
+        loaded: dict[str, tuple[ort.InferenceSession, ModelLayout]] = {}
+        emap = None
+        for spec in specs:
+            path = models_dir / spec.relative_path
+            warn_if_not_release(path, spec, cache.sha256)
+            session, layout = open_session(path, spec, chosen)
+            parsed = _parse(path) if batches and not layout.batch_free else None  # the one parse, if any
+            if spec.trailing_initializer_shape:
+                emap = cache.emap(path, spec, parsed)
+            if parsed is not None:
+                session, layout = _batched(path, spec, chosen, session, layout, free_batch_copy(parsed).SerializeToString())
+            loaded[spec.role] = (session, layout)
+        detector_spec, recognizer_spec, swapper_spec = specs
+        return cls(
+            FaceDetector(*loaded["detector"], detector_spec, threshold),
+            FaceRecognizer(*loaded["recognizer"], recognizer_spec, emap),  # type: ignore[arg-type]
+            FaceSwapper(*loaded["swapper"], swapper_spec),
+        )
 
     def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
         """Faces per 640x640 canvas, as detector rows."""
@@ -78,6 +110,37 @@ class ModelSet:
             "recognizer": self.recognizer.session.get_providers(),
             "swapper": self.swapper.session.get_providers(),
         }
+
+    @property
+    def batching(self) -> dict[str, bool]:
+        """Whether each model runs a batch as one call."""
+        return {"detector": self.detector.layout.batch_free, "recognizer": self.recognizer.layout.batch_free,
+                "swapper": self.swapper.layout.batch_free}
+
+
+def _parse(path: Path) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError and friends for a corrupt protobuf
+        raise ModelFileInvalid(f"{path}: cannot be parsed as an ONNX model ({exc})") from exc
+
+
+def _batched(path: Path, spec: ModelSpec, providers: tuple[str, ...], session: ort.InferenceSession,
+             layout: ModelLayout, copy: bytes) -> tuple[ort.InferenceSession, ModelLayout]:
+    """The free-batch copy's session if it agrees with the original, else the original (logged either way)."""
+    try:
+        batched, batched_layout = open_session(path, spec, providers, copy)
+        why = None if batched_layout.batch_free else "its batch axis stayed fixed"
+    except ModelFileInvalid as exc:
+        why = f"the free-batch copy does not load ({exc})"
+    if why is None:
+        feeds = sample_inputs(spec, batched_layout.input_names)
+        why = disagreement(session, batched, feeds, batched_layout.output_names)
+    if why is not None:
+        logger.warning("%s: runs batches item by item: %s", path.name, why)
+        return session, layout
+    logger.info("%s: runs batches as one call (free-batch copy checked against item-by-item runs)", path.name)
+    return batched, batched_layout
 
 
 class LocalFaceModels:

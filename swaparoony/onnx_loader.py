@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 from .errors import AcceleratorUnavailable, ModelFileInvalid, ModelFileMissing
+from .model_contract import ModelLayout, check_contract
 from .model_specs import LICENCE, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -42,17 +43,28 @@ def require_files(models_dir: Path, specs: Sequence[ModelSpec]) -> None:
     raise ModelFileMissing("\n".join(lines))
 
 
-def open_session(path: Path, spec: ModelSpec, providers: Sequence[str]) -> ort.InferenceSession:
-    """Create a session, refuse a silent CPU fallback, and check the file's contract."""
-    warn_if_not_release(path, spec)
+def session_options() -> ort.SessionOptions:
+    """Quiet sessions whose idle threads sleep: spinning threads burned about 3x the CPU they needed, taken
+    from the API worker on small nodes."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def open_session(path: Path, spec: ModelSpec, providers: Sequence[str],
+                 model: bytes | None = None) -> tuple[ort.InferenceSession, ModelLayout]:
+    """A session (from the file, or from model bytes derived from it) checked against its role's contract;
+    a CUDA request that silently came up on CPU is refused."""
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
+        session = ort.InferenceSession(model if model is not None else str(path), sess_options=session_options(),
+                                       providers=list(providers))
     except Exception as exc:  # ORT raises its own untyped errors for corrupt protobufs
+        expected = f" (expected {spec.size:,} bytes, SHA-256 {spec.sha256})" if spec.sha256 else ""
         raise ModelFileInvalid(
             f"{path}: ONNX Runtime cannot load this file ({exc}). The file is probably corrupt or "
-            f"truncated; download it again (expected {spec.size:,} bytes, SHA-256 {spec.sha256})."
+            f"truncated; download it again{expected}."
         ) from exc
     actual = session.get_providers()
     logger.info("%s: ONNX Runtime providers %s", path.name, actual)
@@ -62,36 +74,11 @@ def open_session(path: Path, spec: ModelSpec, providers: Sequence[str]) -> ort.I
             "onnxruntime-gpu (not onnxruntime) is installed and that the CUDA and cuDNN libraries it "
             "needs are visible; set SWAPAROONY_PROVIDERS=CPUExecutionProvider to run on CPU on purpose."
         )
-    check_contract(path, spec, session)
-    return session
+    return session, check_contract(path, spec, session)
 
 
-def check_contract(path: Path, spec: ModelSpec, session: ort.InferenceSession) -> None:
-    """Fail with the file's name when its inputs or outputs are not what the pipeline feeds and reads."""
-    problems: list[str] = []
-    for kind, expected, actual in (
-        ("input", spec.inputs, session.get_inputs()),
-        ("output", spec.outputs, session.get_outputs()),
-    ):
-        if [t.name for t in actual] != [t.name for t in expected]:
-            problems.append(f"{kind}s are {[t.name for t in actual]}, expected {[t.name for t in expected]}")
-            continue
-        for want, got in zip(expected, actual):
-            if not _shape_fits(want.shape, got.shape):
-                problems.append(f"{kind} {want.name!r} has shape {got.shape}, expected {list(want.shape)}")
-    if problems:
-        raise ModelFileInvalid(f"{path}: not a {spec.relative_path} model: " + "; ".join(problems))
-
-
-def _shape_fits(expected: tuple[int | None, ...], actual: Sequence[object]) -> bool:
-    if len(expected) != len(actual):
-        return False
-    return all(want is None or got == want for want, got in zip(expected, actual))
-
-
-def trailing_initializer(path: Path, spec: ModelSpec) -> np.ndarray:
-    """Read the graph's last initializer (inswapper's emap) and check its shape."""
-    model = onnx.load(str(path), load_external_data=False)
+def trailing_initializer(model: onnx.ModelProto, path: Path, spec: ModelSpec) -> np.ndarray:
+    """The graph's last initializer (inswapper's emap), checked against its shape."""
     if not model.graph.initializer:
         raise ModelFileInvalid(f"{path}: has no initializers, so no emap; not an inswapper model")
     array = numpy_helper.to_array(model.graph.initializer[-1])
@@ -103,19 +90,22 @@ def trailing_initializer(path: Path, spec: ModelSpec) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def warn_if_not_release(path: Path, spec: ModelSpec) -> None:
+def warn_if_not_release(path: Path, spec: ModelSpec, hash_of: Callable[[Path], str] | None = None) -> None:
     """Log a warning when a file is not the known release file (re-exports exist and may still work)."""
-    problem = file_mismatch(path, spec.size, spec.sha256)
+    if spec.sha256 is None or spec.size is None:
+        logger.warning("%s: no release checksum is known for %s; checked by its contract only", path, spec.key)
+        return
+    problem = file_mismatch(path, spec.size, spec.sha256, hash_of)
     if problem:
         logger.warning("%s: %s (the release file); using it anyway", path, problem)
 
 
-def file_mismatch(path: Path, size: int, sha256: str) -> str | None:
+def file_mismatch(path: Path, size: int, sha256: str, hash_of: Callable[[Path], str] | None = None) -> str | None:
     """Why a file is not the expected one (size first, it is cheap; then SHA-256), or None when it is."""
     actual = path.stat().st_size
     if actual != size:
         return f"{actual:,} bytes, expected {size:,}"
-    digest = sha256_of(path)
+    digest = (hash_of or sha256_of)(path)
     return None if digest == sha256 else f"SHA-256 {digest}, expected {sha256}"
 
 
@@ -127,8 +117,3 @@ def sha256_of(path: Path) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
-
-def has_dynamic_batch(session: ort.InferenceSession) -> bool:
-    """True when the first input's batch axis is free, so a whole batch can run as one call."""
-    batch = session.get_inputs()[0].shape[0]
-    return not isinstance(batch, int) or batch != 1

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .model_specs import DETECTORS
+
 MIB = 1024 * 1024
 DEFAULT_MODELS_DIR = Path("models")
 CREDENTIALS_MODES = ("on", "xmp", "off")
@@ -26,6 +28,10 @@ class Settings:
     """None: not pinned by the operator, so the service looks in the Bento's models, then ./models."""
     destinations_dir: Path = Path("destinations")
     providers: tuple[str, ...] | None = None
+    detector: str = "det_10g"
+    """Which SCRFD detector (model_specs.DETECTORS); the recognizer is always w600k_r50."""
+    rebatch: Literal["auto", "on", "off"] = "auto"
+    """Give batch-1 models a checked free-batch copy: auto does on CUDA only."""
     max_upload_bytes: int = 20 * MIB
     max_pixels: int = 40_000_000
     detection_threshold: float = 0.5
@@ -85,6 +91,8 @@ class Settings:
             models_dir=Path(env["SWAPAROONY_MODELS_DIR"]) if env.get("SWAPAROONY_MODELS_DIR") else None,
             destinations_dir=Path(env.get("SWAPAROONY_DESTINATIONS_DIR", defaults.destinations_dir)),
             providers=_names(env, "SWAPAROONY_PROVIDERS") or None,
+            detector=_choice(env, "SWAPAROONY_DETECTOR", defaults.detector, tuple(DETECTORS)),
+            rebatch=_choice(env, "SWAPAROONY_REBATCH", defaults.rebatch, ("auto", "on", "off")),
             max_upload_bytes=_positive_int(env, "SWAPAROONY_MAX_UPLOAD_BYTES", defaults.max_upload_bytes),
             max_pixels=_positive_int(env, "SWAPAROONY_MAX_PIXELS", defaults.max_pixels),
             detection_threshold=_fraction(env, "SWAPAROONY_DETECTION_THRESHOLD", defaults.detection_threshold),

@@ -67,8 +67,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, gallery_d
     """The service on generated models and the synthetic gallery."""
     running = start_server(
         tmp_path_factory.mktemp("server"),
+        # Re-batched as on a GPU, so every HTTP test runs the batch-1 models' free-batch copies.
         {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
-         "SWAPAROONY_CORS_ORIGINS": BOOTH_ORIGIN},
+         "SWAPAROONY_CORS_ORIGINS": BOOTH_ORIGIN, "SWAPAROONY_REBATCH": "on"},
     )
     yield running
     stop_server(running.process)

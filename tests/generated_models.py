@@ -16,6 +16,9 @@ from onnx import TensorProto, helper, numpy_helper
 from swaparoony.face_helper import ARCFACE_TEMPLATE
 from swaparoony.model_specs import DETECTOR, RECOGNIZER, SWAPPER
 
+DET_10G_OUTPUTS = ("448", "471", "494", "451", "474", "497", "454", "477", "500")
+"""det_10g's output names: scores, boxes and landmarks for strides 8, 16 and 32, in that order."""
+
 FACE_SIDE = 64
 OPSET = [helper.make_opsetid("", 17)]
 
@@ -72,7 +75,7 @@ def _add_ballast(nodes: list, output: str, ballast: str) -> None:
     nodes.append(helper.make_node("Add", [f"{output}_light", ballast], [output]))
 
 
-def _level(nodes: list, inits: list, stride: int, coverage: str, live: bool) -> tuple[str, str, str]:
+def _level(nodes: list, inits: list, stride: int, coverage: str, live: bool, keep_batch: bool = False) -> tuple[str, str, str]:
     """Score, box and landmark outputs for one stride, laid out as SCRFD's (cells x 2 anchors)."""
     s = f"s{stride}"
     if live:
@@ -94,14 +97,20 @@ def _level(nodes: list, inits: list, stride: int, coverage: str, live: bool) -> 
     names = []
     for tensor, width in ((f"{s}_score2", 1), (f"{s}_box8", 4), (f"{s}_kps20", 10)):
         nodes.append(helper.make_node("Transpose", [tensor], [f"{tensor}_t"], perm=[0, 2, 3, 1]))
-        inits.append(_const(f"{tensor}_shape", np.array([-1, width], dtype=np.int64)))
+        shape = [0, -1, width] if keep_batch else [-1, width]  # [batch, anchors, width], or the batch folded in
+        inits.append(_const(f"{tensor}_shape", np.array(shape, dtype=np.int64)))
         nodes.append(helper.make_node("Reshape", [f"{tensor}_t", f"{tensor}_shape"], [f"{tensor}_out"]))
         names.append(f"{tensor}_out")
     return names[0], names[1], names[2]
 
 
-def detector_model(cost_faithful: bool = False) -> onnx.ModelProto:
-    """det_10g's contract: input.1 [1,3,?,?] -> 9 outputs (scores, boxes, landmarks at strides 8/16/32)."""
+def detector_model(cost_faithful: bool = False, output_names: tuple[str, ...] = DET_10G_OUTPUTS, by_stride: bool = False,
+                   free_batch: bool = False, landmarks: bool = True) -> onnx.ModelProto:
+    """det_10g's contract: input.1 [1,3,?,?] -> 9 outputs (scores, boxes, landmarks at strides 8/16/32).
+
+    Variants other exports have: other output names, outputs grouped per stride (score, box, landmarks for 8,
+    then 16, then 32), a free batch axis with [batch, anchors, width] outputs, or no landmark outputs.
+    """
     nodes: list = []
     inits = [
         _const("zero", np.float32(0.0)),
@@ -128,16 +137,22 @@ def detector_model(cost_faithful: bool = False) -> onnx.ModelProto:
                 strides=[stride, stride], pads=pads, count_include_pad=0,
             )
         )
-        outputs[stride] = _level(nodes, inits, stride, f"cov{stride}", live=stride == 32)
-    ordered = [outputs[s][0] for s in (8, 16, 32)] + [outputs[s][1] for s in (8, 16, 32)] + [outputs[s][2] for s in (8, 16, 32)]
-    for internal, spec in zip(ordered, DETECTOR.outputs):
-        nodes.append(helper.make_node("Identity", [internal], [spec.name]))
+        outputs[stride] = _level(nodes, inits, stride, f"cov{stride}", live=stride == 32, keep_batch=free_batch)
+    kinds = (0, 1, 2) if landmarks else (0, 1)
+    if by_stride:
+        ordered = [(outputs[s][k], (1, 4, 10)[k]) for s in (8, 16, 32) for k in kinds]
+    else:
+        ordered = [(outputs[s][k], (1, 4, 10)[k]) for k in kinds for s in (8, 16, 32)]
+    for (internal, _), name in zip(ordered, output_names):
+        nodes.append(helper.make_node("Identity", [internal], [name]))
     if cost_faithful:
-        _add_ballast(nodes, DETECTOR.outputs[0].name, _ballast(nodes, inits, "input.1", DETECTOR_COST, 640, 1))
+        _add_ballast(nodes, output_names[0], _ballast(nodes, inits, "input.1", DETECTOR_COST, 640, 1))
+    batch = "batch" if free_batch else 1
     graph = helper.make_graph(
         nodes, "generated_det_10g",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, "height", "width"])],
-        [helper.make_tensor_value_info(spec.name, TensorProto.FLOAT, ["anchors", spec.shape[1]]) for spec in DETECTOR.outputs],
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [batch, 3, "height", "width"])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "anchors", width] if free_batch else ["anchors", width])
+         for (_, width), name in zip(ordered, output_names)],
         inits,
     )
     return helper.make_model(graph, opset_imports=OPSET)
@@ -164,35 +179,49 @@ def recognizer_model(seed: int = 7, cost_faithful: bool = False) -> onnx.ModelPr
     return helper.make_model(graph, opset_imports=OPSET)
 
 
-def swapper_model(seed: int = 11, cost_faithful: bool = False) -> onnx.ModelProto:
+def swapper_model(seed: int = 11, cost_faithful: bool = False, batch: str = "pinned") -> onnx.ModelProto:
     """inswapper_128's contract: target [1,3,128,128] + source [1,512] -> output, emap last initializer.
 
-    The output is half the target and half a flat colour chosen by the latent.
+    The output is half the target and half a flat colour chosen by the latent. batch: "pinned" (as the real
+    file: batch 1, and a Reshape to [1,3,1,1] that a free-batch copy can free), "free" (exported with a free
+    batch axis) or "folded" (the target reshaped to [3, 16384] and back, which no rewrite of leading 1s frees).
     """
     rng = np.random.default_rng(seed)
-    nodes = [
+    target = "target"
+    nodes = []
+    inits = [
+        _const("colour_weights", (rng.standard_normal((512, 3)) * 4).astype(np.float32)),
+        _const("colour_shape", np.array([-1 if batch == "free" else 1, 3, 1, 1], dtype=np.int64)),
+        _const("half", np.float32(0.5)),
+    ]
+    if batch == "folded":
+        inits += [_const("fold_shape", np.array([3, 128 * 128], dtype=np.int64)),
+                  _const("unfold_shape", np.array([1, 3, 128, 128], dtype=np.int64))]
+        nodes += [helper.make_node("Reshape", ["target", "fold_shape"], ["target_folded"]),
+                  helper.make_node("Reshape", ["target_folded", "unfold_shape"], ["target_unfolded"])]
+        target = "target_unfolded"
+    if batch == "mixing":  # averages over the batch axis: the same for one item, wrong for several
+        nodes.append(helper.make_node("ReduceMean", ["target"], ["target_mixed"], axes=[0], keepdims=1))
+        target = "target_mixed"
+    nodes += [
         helper.make_node("MatMul", ["source", "colour_weights"], ["colour_logit"]),
         helper.make_node("Sigmoid", ["colour_logit"], ["colour"]),
         helper.make_node("Reshape", ["colour", "colour_shape"], ["colour4"]),
-        helper.make_node("Mul", ["target", "half"], ["target_half"]),
+        helper.make_node("Mul", [target, "half"], ["target_half"]),
         helper.make_node("Mul", ["colour4", "half"], ["colour_half"]),
         helper.make_node("Add", ["target_half", "colour_half"], ["output"]),
-    ]
-    inits = [
-        _const("colour_weights", (rng.standard_normal((512, 3)) * 4).astype(np.float32)),
-        _const("colour_shape", np.array([1, 3, 1, 1], dtype=np.int64)),
-        _const("half", np.float32(0.5)),
     ]
     if cost_faithful:
         _add_ballast(nodes, "output", _ballast(nodes, inits, "target", SWAPPER_COST, 128, 3))
     inits.append(_const("emap", rng.standard_normal((512, 512)).astype(np.float32)))  # always the last initializer
+    axis = "batch" if batch == "free" else 1
     graph = helper.make_graph(
         nodes, "generated_inswapper_128",
         [
-            helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, 128, 128]),
-            helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 512]),
+            helper.make_tensor_value_info("target", TensorProto.FLOAT, [axis, 3, 128, 128]),
+            helper.make_tensor_value_info("source", TensorProto.FLOAT, [axis, 512]),
         ],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 128, 128])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [axis, 3, 128, 128])],
         inits,
     )
     return helper.make_model(graph, opset_imports=OPSET)

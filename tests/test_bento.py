@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from conftest import REPO, encode, start_server, stop_server, upload_image
-from swaparoony.model_specs import ALL_MODELS
+from swaparoony.model_specs import DEFAULT_MODELS
 from test_model_download import write_manifest as write_file_manifest
 
 
@@ -54,5 +54,5 @@ def test_build_export_and_serve_the_bento(tmp_path: Path, models_dir: Path) -> N
 
 def write_manifest(tmp_path: Path, models_dir: Path) -> Path:
     """A manifest describing the generated files, so import verifies them as it would the real ones."""
-    files = {spec.relative_path: (models_dir / spec.relative_path).read_bytes() for spec in ALL_MODELS}
-    return write_file_manifest(tmp_path / "manifest.json", files, {spec.relative_path: [] for spec in ALL_MODELS})
+    files = {spec.relative_path: (models_dir / spec.relative_path).read_bytes() for spec in DEFAULT_MODELS}
+    return write_file_manifest(tmp_path / "manifest.json", files, {spec.relative_path: [] for spec in DEFAULT_MODELS})

@@ -17,11 +17,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from generated_models import detector_model
+
 from swaparoony.cli import main
-from swaparoony.model_specs import ALL_MODELS, DETECTOR, RECOGNIZER, SWAPPER
+from swaparoony.model_specs import (
+    DEFAULT_MODELS,
+    DETECTOR,
+    DETECTORS,
+    RECOGNIZER,
+    SWAPPER,
+)
 
 
 class Mirror(ThreadingHTTPServer):
@@ -64,7 +70,7 @@ class MirrorHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def files(models_dir: Path) -> dict[str, bytes]:
     """The generated models as bytes, and a buffalo_l.zip holding the detector and recognizer."""
-    content = {spec.relative_path: (models_dir / spec.relative_path).read_bytes() for spec in ALL_MODELS}
+    content = {spec.relative_path: (models_dir / spec.relative_path).read_bytes() for spec in DEFAULT_MODELS}
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
         for spec in (DETECTOR, RECOGNIZER):
@@ -86,7 +92,7 @@ def mirror(files: dict[str, bytes]) -> Iterator[Mirror]:
 def write_manifest(path: Path, files: dict[str, bytes], sources: dict[str, list[dict]]) -> Path:
     entries = [{"path": spec.relative_path, "size": len(files[spec.relative_path]),
                 "sha256": hashlib.sha256(files[spec.relative_path]).hexdigest(), "sources": sources[spec.relative_path]}
-               for spec in ALL_MODELS]
+               for spec in DEFAULT_MODELS]
     path.write_text(json.dumps({"files": entries}))
     return path
 
@@ -110,7 +116,7 @@ def test_pull_skips_a_404_mirror_verifies_and_says_the_licence(mirror: Mirror, f
     manifest = write_manifest(tmp_path / "m.json", files, standard_sources(mirror.url, ["/files/inswapper_128.onnx"]))
     models = tmp_path / "models"
     assert run("models", "pull", "--models-dir", str(models), "--manifest", str(manifest)) == 0
-    for spec in ALL_MODELS:
+    for spec in DEFAULT_MODELS:
         assert (models / spec.relative_path).read_bytes() == files[spec.relative_path]
     err = capsys.readouterr().err
     assert "non-commercial research" in err and "HTTP 404" in err and "MiB" in err
@@ -181,7 +187,7 @@ def test_import_copies_and_verifies_brought_files(files: dict, tmp_path: Path, c
     models = tmp_path / "models"
     assert run("models", "import", "--from", str(brought), "--models-dir", str(models), "--manifest", str(manifest)) == 0
     assert "buffalo_l.zip:det_10g.onnx" in capsys.readouterr().out
-    assert all((models / spec.relative_path).read_bytes() == files[spec.relative_path] for spec in ALL_MODELS)
+    assert all((models / spec.relative_path).read_bytes() == files[spec.relative_path] for spec in DEFAULT_MODELS)
 
     (brought / "inswapper_128.onnx").write_bytes(b"truncated")
     (models / SWAPPER.relative_path).unlink()
@@ -206,3 +212,25 @@ def test_verify_says_what_is_wrong_with_each_file(files: dict, tmp_path: Path, c
     (models / DETECTOR.relative_path).unlink()
     run("models", "verify", "--models-dir", str(models), "--manifest", str(manifest))
     assert "buffalo_l/det_10g.onnx: missing" in capsys.readouterr().out
+
+
+def test_a_detector_without_a_known_checksum_is_pulled_and_checked_by_its_contract(
+        mirror: Mirror, files: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    det_500m = DETECTORS["det_500m"].relative_path
+    buffalo_s = io.BytesIO()
+    with zipfile.ZipFile(buffalo_s, "w") as zipped:
+        zipped.writestr("det_500m.onnx", files[DETECTOR.relative_path])  # a generated SCRFD in its place
+        zipped.writestr("w600k_mbf.onnx", b"not needed")
+    mirror.files["/zips/buffalo_s.zip"] = buffalo_s.getvalue()
+    entries = [{"path": det_500m, "size": None, "sha256": None,
+                "sources": [{"url": f"{mirror.url}/files/inswapper_128.onnx"},  # a swapper is no detector: refused
+                            {"url": f"{mirror.url}/zips/buffalo_s.zip", "member": "det_500m.onnx"}]}]
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"files": entries}))
+    models = tmp_path / "models"
+    assert run("models", "pull", "--models-dir", str(models), "--manifest", str(manifest)) == 0
+    err = capsys.readouterr().err
+    assert "wrong contract" in err and "not a usable detector like det_500m" in err
+    assert (models / det_500m).read_bytes() == files[DETECTOR.relative_path]
+    assert run("models", "verify", "--models-dir", str(models), "--manifest", str(manifest)) == 0
+    assert capsys.readouterr().out.strip() == f"{det_500m}: OK"

@@ -1,0 +1,84 @@
+"""A free-batch copy of a model exported with its batch axis fixed at 1, trusted only once it agrees with the original.
+
+inswapper_128 and det_10g were exported with batch 1, so adaptive batching could only run their batches
+item by item. Marking the batch axis free and letting Reshapes that pin it to 1 copy it instead (0
+means "as in the input") re-batches most such graphs; a graph that folds the batch some other way is
+caught by comparing the copy's batched run with the original's item-by-item runs on random inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+from .model_specs import FREE, ModelSpec
+
+BATCH_PARAM = "batch"
+SAMPLE_BATCH = 3
+TOLERANCE = 1e-3
+"""Largest difference allowed, relative to the output's magnitude: batched kernels sum in another order."""
+
+
+def free_batch_copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with a symbolic batch axis on its inputs and outputs and no Reshape pinning it to 1 (changed in place)."""
+    graph = model.graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    for value in [*(i for i in graph.input if i.name not in initializers), *graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+            dims[0].dim_param = BATCH_PARAM
+    del graph.value_info[:]  # shapes inferred for batch 1 would contradict the new axis
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    constants |= {node.output[0]: node.attribute[0].t for node in graph.node
+                  if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value"}
+    for index, node in enumerate(graph.node):
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in constants:
+            continue
+        if any(a.name == "allowzero" and a.i for a in node.attribute):
+            continue  # 0 would mean a zero-sized axis there
+        shape = numpy_helper.to_array(constants[node.input[1]])
+        if shape.ndim == 1 and shape.size and shape[0] == 1:
+            freed = shape.copy()
+            freed[0] = 0
+            name = f"{node.input[1]}__free_batch_{index}"  # its own copy: the original may be shared
+            graph.initializer.append(numpy_helper.from_array(freed, name))
+            node.input[1] = name
+    return model
+
+
+def sample_inputs(spec: ModelSpec, names: Sequence[str], seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs of SAMPLE_BATCH items, shaped as the spec says (free sizes at the model's input size)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, shape in zip(names, spec.inputs):
+        full = [SAMPLE_BATCH] + [spec.input_size if d in (None, FREE) else d for d in shape[1:]]
+        values = rng.standard_normal(full).astype(np.float32)
+        if len(full) == 2:  # an embedding-like input: unit length, as the pipeline feeds it
+            values /= np.linalg.norm(values, axis=1, keepdims=True)
+        feeds[name] = values
+    return feeds
+
+
+def disagreement(original: ort.InferenceSession, batched: ort.InferenceSession, feeds: dict[str, np.ndarray],
+                 output_names: Sequence[str]) -> str | None:
+    """None when one batched run gives what item-by-item runs of the original give; else why not."""
+    try:
+        together = batched.run(list(output_names), feeds)
+    except Exception as exc:  # ORT's errors are untyped; a graph that still pins the batch fails here
+        return f"the free-batch copy cannot run a batch of {SAMPLE_BATCH} ({str(exc).splitlines()[0][:200]})"
+    singles = [original.run(list(output_names), {k: v[i : i + 1] for k, v in feeds.items()}) for i in range(SAMPLE_BATCH)]
+    for position, name in enumerate(output_names):
+        expected = [single[position] for single in singles]
+        got = together[position].reshape(SAMPLE_BATCH, -1)
+        want = np.stack([e.reshape(-1) for e in expected]) if all(e.size == expected[0].size for e in expected) else None
+        if want is None or got.shape != want.shape:
+            return f"output {name!r} has shape {list(together[position].shape)} for a batch, unlike its items"
+        scale = max(1.0, float(np.abs(want).max()))
+        worst = float(np.abs(got - want).max())
+        if worst > TOLERANCE * scale:
+            return f"output {name!r} differs from item-by-item runs by up to {worst:.3g}"
+    return None
