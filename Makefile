@@ -28,16 +28,26 @@ $(VENV)/.installed-dev-$(RUNTIME): pyproject.toml $(VENV)/.installed-$(RUNTIME)
 install: $(VENV)/.installed-$(RUNTIME)
 install-dev: $(VENV)/.installed-dev-$(RUNTIME)
 
+# Missing model files are downloaded first once the licence is accepted (at the terminal, or with
+# SWAPAROONY_ACCEPT_MODEL_LICENCE=1); without them the service still starts and says what to do.
 serve: install
+	-$(BIN)/swaparoony models ensure
 	$(BIN)/bentoml serve service:Swaparoony --port $(PORT)
 
 test: install-dev
 	$(BIN)/python -m pytest
 
 # The Bento (GPU: bentofile.yaml; CPU: BENTOFILE=bentofile.cpu.yaml), with the models from the store.
+# It refuses to build without them (an image without models answers 503 everywhere) unless
+# BENTO_WITHOUT_MODELS=1 says that is meant (for models mounted from a volume or a data connection).
 BENTOFILE ?= bentofile.yaml
 bento: install
-	$(BIN)/swaparoony models verify
+	@if [ "$(BENTO_WITHOUT_MODELS)" != 1 ]; then \
+	  $(BIN)/python -c "import bento_models, sys; sys.exit(bento_models.stored_dir() is None)" || { \
+	    echo "The BentoML model store has no swaparoony-models: run 'swaparoony models pull' (or 'import') first," >&2; \
+	    echo "or set BENTO_WITHOUT_MODELS=1 to build an image that reads its models from SWAPAROONY_MODELS_DIR." >&2; \
+	    exit 1; }; \
+	fi
 	$(BIN)/bentoml build -f $(BENTOFILE) .
 
 # An OCI image of the latest Bento, built offline with debootstrap and buildah (as root).

@@ -17,6 +17,7 @@ from .model_download import DownloadError, import_from, manifest, pull, verify
 from .model_specs import LICENCE
 from .settings import DEFAULT_MODELS_DIR, Settings
 
+ACCEPT_VARIABLE = "SWAPAROONY_ACCEPT_MODEL_LICENCE"
 INSTALLED_HOOKS = "swaparoony.models_installed"
 """Entry-point group called with the models directory after pull or import (BentoML's store registers one)."""
 
@@ -28,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     actions = models.add_subparsers(dest="action", required=True)
     for name, help_text in (("pull", "download the files from known mirrors, resuming and verifying"),
                             ("import", "copy and verify files you brought (air-gapped clusters)"),
-                            ("verify", "check each file: OK, wrong hash, wrong contract or missing")):
+                            ("verify", "check each file: OK, wrong hash, wrong contract or missing"),
+                            ("ensure", "download the files that are missing, once the licence is accepted "
+                                       "(make serve runs this; SWAPAROONY_ACCEPT_MODEL_LICENCE=1 accepts it)")):
         action = actions.add_parser(name, help=help_text)
         action.add_argument("--models-dir", type=Path, default=Settings.from_env().models_dir or DEFAULT_MODELS_DIR,
                             help="where the files go (default: SWAPAROONY_MODELS_DIR or ./models)")
@@ -60,14 +63,32 @@ def inspect(file: Path, trust: Path | None) -> int:
     return 0 if report.from_swaparoony and report.xmp_source_type else 1
 
 
+def licence_accepted() -> bool:
+    """The person accepts the model licence: SWAPAROONY_ACCEPT_MODEL_LICENCE=1, or 'y' at a terminal."""
+    print(f"The model files are missing. Licence: {LICENCE}", file=sys.stderr)
+    if os.environ.get(ACCEPT_VARIABLE) == "1":
+        return True
+    if sys.stdin.isatty():
+        return input("Download them and accept this licence? [y/N] ").strip().lower() in ("y", "yes")
+    print(f"Not downloading: set {ACCEPT_VARIABLE}=1 to accept the licence, or run `swaparoony models pull` "
+          "(or `models import` for files you brought).", file=sys.stderr)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; exit status 0 on success, 1 with a message on failure."""
     args = build_parser().parse_args(argv)
     if args.group == "inspect":
         return inspect(args.file, args.trust)
     entries = manifest(Path(args.manifest) if args.manifest else None, Settings.from_env().detector)
+    if args.action == "ensure":
+        if all((args.models_dir / entry.path).is_file() for entry in entries):
+            print(f"model files in place in {args.models_dir}")
+            return 0
+        if not licence_accepted():
+            return 1
     try:
-        if args.action == "pull":
+        if args.action in ("pull", "ensure"):
             print(f"Licence: {LICENCE}", file=sys.stderr)
             lines = pull(args.models_dir, entries)
         elif args.action == "import":

@@ -20,6 +20,10 @@ logger = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+CUDA_OPTIONS = {"cudnn_conv_algo_search": "EXHAUSTIVE", "cudnn_conv_use_max_workspace": "1"}
+"""ONNX Runtime's defaults today, pinned so a change of default cannot slow the service silently: cuDNN's
+convolution algorithms are searched once per input shape (the pipeline's shapes are fixed: 640x640 canvases,
+112 and 128 crops) with the workspace its fastest kernels need."""
 
 
 def default_providers() -> tuple[str, ...]:
@@ -59,7 +63,7 @@ def open_session(path: Path, spec: ModelSpec, providers: Sequence[str],
     a CUDA request that silently came up on CPU is refused."""
     try:
         session = ort.InferenceSession(model if model is not None else str(path), sess_options=session_options(),
-                                       providers=list(providers))
+                                       providers=[(p, CUDA_OPTIONS) if p == CUDA else p for p in providers])
     except Exception as exc:  # ORT raises its own untyped errors for corrupt protobufs
         expected = f" (expected {spec.size:,} bytes, SHA-256 {spec.sha256})" if spec.sha256 else ""
         raise ModelFileInvalid(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .cpu_budget import default_api_workers
 from .model_specs import DETECTORS
 
 MIB = 1024 * 1024
@@ -39,6 +40,7 @@ class Settings:
     max_batch_size: int = 32
     max_latency_ms: int = 60_000
     api_workers: int = 1
+    """from_env's default is cpu_budget.default_api_workers(): what the node's CPUs allow."""
     request_timeout_s: int = 290
     decode_processes: int = 2
     decode_timeout_s: float = 5.0
@@ -99,7 +101,7 @@ class Settings:
             jpeg_quality=_bounded_int(env, "SWAPAROONY_JPEG_QUALITY", defaults.jpeg_quality, 1, 100),
             max_batch_size=_positive_int(env, "SWAPAROONY_MAX_BATCH_SIZE", defaults.max_batch_size),
             max_latency_ms=_positive_int(env, "SWAPAROONY_MAX_LATENCY_MS", defaults.max_latency_ms),
-            api_workers=_bounded_int(env, "SWAPAROONY_API_WORKERS", defaults.api_workers, 1, 64),
+            api_workers=_bounded_int(env, "SWAPAROONY_API_WORKERS", default_api_workers(), 1, 64),
             request_timeout_s=_bounded_int(env, "SWAPAROONY_REQUEST_TIMEOUT_S", defaults.request_timeout_s, 1, 3600),
             decode_processes=_bounded_int(env, "SWAPAROONY_DECODE_PROCESSES", defaults.decode_processes, 1, 64),
             decode_timeout_s=_bounded_float(env, "SWAPAROONY_DECODE_TIMEOUT_S", defaults.decode_timeout_s, 0.1, 300.0),

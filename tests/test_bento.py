@@ -56,3 +56,13 @@ def write_manifest(tmp_path: Path, models_dir: Path) -> Path:
     """A manifest describing the generated files, so import verifies them as it would the real ones."""
     files = {spec.relative_path: (models_dir / spec.relative_path).read_bytes() for spec in DEFAULT_MODELS}
     return write_file_manifest(tmp_path / "manifest.json", files, {spec.relative_path: [] for spec in DEFAULT_MODELS})
+
+
+def test_make_bento_refuses_to_build_without_the_models(tmp_path: Path) -> None:
+    venv = Path(sys.executable).parent.parent
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "empty_home"), "BENTOML_DO_NOT_TRACK": "True"}
+    result = subprocess.run(["make", "-s", "bento", f"VENV={venv}"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode != 0
+    assert "model store has no swaparoony-models" in result.stderr and "BENTO_WITHOUT_MODELS=1" in result.stderr
+    assert not list((tmp_path / "empty_home").rglob("bento.yaml"))  # nothing was built

@@ -234,3 +234,19 @@ def test_a_detector_without_a_known_checksum_is_pulled_and_checked_by_its_contra
     assert (models / det_500m).read_bytes() == files[DETECTOR.relative_path]
     assert run("models", "verify", "--models-dir", str(models), "--manifest", str(manifest)) == 0
     assert capsys.readouterr().out.strip() == f"{det_500m}: OK"
+
+
+def test_ensure_downloads_only_what_is_missing_and_only_with_the_licence_accepted(
+        mirror: Mirror, files: dict, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = write_manifest(tmp_path / "m.json", files, standard_sources(mirror.url, ["/files/inswapper_128.onnx"]))
+    models = tmp_path / "models"
+    monkeypatch.delenv("SWAPAROONY_ACCEPT_MODEL_LICENCE", raising=False)
+    assert run("models", "ensure", "--models-dir", str(models), "--manifest", str(manifest)) == 1  # stdin is no terminal
+    err = capsys.readouterr().err
+    assert "non-commercial research" in err and "SWAPAROONY_ACCEPT_MODEL_LICENCE=1" in err and not models.exists()
+    monkeypatch.setenv("SWAPAROONY_ACCEPT_MODEL_LICENCE", "1")
+    assert run("models", "ensure", "--models-dir", str(models), "--manifest", str(manifest)) == 0
+    assert all((models / spec.relative_path).read_bytes() == files[spec.relative_path] for spec in DEFAULT_MODELS)
+    requests = len(mirror.requests)
+    assert run("models", "ensure", "--models-dir", str(models), "--manifest", str(manifest)) == 0
+    assert "model files in place" in capsys.readouterr().out and len(mirror.requests) == requests

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from swaparoony import cpu_budget
 from swaparoony.settings import Settings, SettingsError
 
 
@@ -52,3 +54,20 @@ def test_content_credentials_settings() -> None:
     assert chosen.state_dir == Path("/var/lib/swaparoony") and chosen.signing_key == Path("/run/tls.key")
     assert Settings.from_env({"SWAPAROONY_VISIBLE_LABEL": "Made with AI"}).visible_label == "Made with AI"
     assert Settings.from_env({"SWAPAROONY_STATE_DIR": "/data"}).state_dir == Path("/data")
+
+
+@pytest.mark.parametrize(("files", "workers"), [
+    ({"cpu.max": "max 100000\n"}, None),  # no quota: half the CPUs the process may run on
+    ({"cpu.max": "400000 100000\n"}, 2),  # a 4-CPU pod limit
+    ({"cpu.max": "150000 100000\n"}, 1),  # 1.5 CPUs rounds up to 2, half of that is 1
+    ({"cpu/cpu.cfs_quota_us": "1600000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 8),  # cgroup v1, 16 CPUs, capped
+])
+def test_api_workers_default_to_what_the_cpu_quota_allows(tmp_path: Path, files: dict[str, str], workers: int | None,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)))
+    assert cpu_budget.default_api_workers(tmp_path) == (workers if workers is not None else 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1})
+    assert cpu_budget.default_api_workers(tmp_path) == 1
