@@ -89,7 +89,7 @@ class FaceModels:
         models_dir = settings.models_dir or bento_models.stored_dir() or DEFAULT_MODELS_DIR
         try:
             self.model_set = ModelSet.load(models_dir, settings.providers, settings.detection_threshold, settings.detector,
-                                           settings.rebatch, ModelCache(settings.state_dir / "models"))
+                                           settings.rebatch, ModelCache(settings.state_dir))
             logger.info("models ready, providers %s, batch as one call %s", self.model_set.providers,
                         self.model_set.batching)
         except AcceleratorUnavailable:

@@ -72,7 +72,7 @@ class ModelCache:
         if self.directory is None:
             return
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # the service's state: this user's only
             partial = self.directory / f".{name}.{os.getpid()}.partial"
             partial.write_bytes(data)
             partial.replace(self.directory / name)

@@ -232,7 +232,7 @@ def test_the_operators_certificate_signs_and_the_visible_label_shows(server: Ser
     manifest = active(manifest_store(data, "image/png"))
     assert manifest["signature_info"]["cert_serial_number"] == str(leaf.serial_number)
     assert manifest["signature_info"]["alg"].lower() == "ps256"  # chosen from the operator's RSA key
-    assert not (labelled.workdir / "state").exists()  # no local CA when the operator gives one
+    assert not (labelled.workdir / "state" / "signing-key.pem").exists()  # no local CA when the operator gives one
 
     (plain,) = pictures(server, "/swap_image", "png")
     changed = np.abs(decode(data).astype(int) - decode(plain)).max(axis=2) > 0
