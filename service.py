@@ -29,18 +29,19 @@ from http_api.readiness import ReadinessMiddleware
 from http_api.front_door import FrontDoorMiddleware
 from http_api.openapi import public_document
 from http_api.schemas import (
-    PICTURE, DestinationNames, DestinationOut, FaceId, FaceOut, ImageUpload, OutputFormat, SwapBatchItem, SwapResponse,
+    ARCHIVE, PICTURE, DestinationNames, DestinationOut, FaceId, FaceOut, FaceSwapBatchItem, ImageUpload, OutputFormat, SwapResponse,
     answers_errors, swap_response,
 )
 from http_api.shutdown import drain_on_sigterm, keep_sockets_until_workers_stop
 from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine, SwapOptions
+from swaparoony.results_archive import results_archive
 from swaparoony.errors import (
     AcceleratorUnavailable, CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError,
 )
 from swaparoony.model_cache import ModelCache
 from swaparoony.model_set import ModelSet
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
-from swaparoony.types import SwapItem
+from swaparoony.types import FaceSwapRequest
 
 logger = logging.getLogger("swaparoony")
 logger.setLevel(logging.INFO)
@@ -57,6 +58,7 @@ MODELS_UNAVAILABLE = (
     "(`swaparoony models pull`; see the README's 'Model files') and restart; the server log names each file."
 )
 PICTURE_ROUTES = ("/swap_image", "/swap_sheet", "/faces_image")
+ARCHIVE_ROUTES = ("/swap_zip",)
 BACKSTOP_S = 15
 """BentoML's own timeout, kept behind RequestDeadlineMiddleware's, which answers in the service's error shape."""
 KEEP_CONNECTIONS: dict[str, Any] = {"max_requests": 2**62, "max_age": 1e12}
@@ -123,14 +125,11 @@ class FaceModels:
         return self._models().detect(canvases)
 
     @bentoml.api(**BATCHING)
-    def embed(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        """Identity latents per aligned 112x112 crop."""
-        return self._models().embed(crops)
-
-    @bentoml.api(**BATCHING)
-    def swap(self, items: list[SwapBatchItem]) -> list[np.ndarray]:
-        """Swapped 128x128 crops."""
-        return self._models().swap([SwapItem(item.crop, item.latent) for item in items])
+    def swap_faces(self, requests: list[FaceSwapBatchItem]) -> list[np.ndarray]:
+        """Per request, its source face swapped into each of its destination crops (stacked): the embedding and
+        its latent stay here, so a request makes two calls to this service (detect, swap_faces), not three."""
+        swapped = self._models().swap_faces([FaceSwapRequest(r.source, list(r.targets)) for r in requests])
+        return [np.stack(crops) for crops in swapped]
 
     def _models(self) -> ModelSet:
         if self.model_set is None:
@@ -233,7 +232,7 @@ class Swaparoony:
         """BentoML's generated OpenAPI document, valid and explained, with the gallery's names where they help."""
         names = list(self._engine.gallery.destinations) if self._engine else []
         return public_document(generated, swaparoony.__version__, settings.max_upload_bytes, settings.max_pixels,
-                               names, PICTURE_ROUTES)
+                               names, PICTURE_ROUTES, ARCHIVE_ROUTES)
 
     @bentoml.api(route="/swap")
     @answers_errors
@@ -263,6 +262,22 @@ class Swaparoony:
         options = SwapOptions(source_face_id, destination_face_id, (destination,), output_format)
         (result,) = (await (await self.engine()).swap(image, options)).swapped
         return Response(result.data, media_type=result.media_type)
+
+    @bentoml.api(route="/swap_zip", output_spec=ARCHIVE)
+    @answers_errors
+    async def swap_zip(
+        self,
+        image: ImageUpload,
+        source_face_id: FaceId = 1,
+        destination_face_id: FaceId = 1,
+        destinations: DestinationNames = None,
+        output_format: OutputFormat = "jpeg",
+    ) -> Response:
+        """Like /swap, with the pictures as files in a ZIP archive (no base64): results.json lists them and the skipped."""
+        options = SwapOptions(source_face_id, destination_face_id, tuple(destinations or ()), output_format)
+        outcome = await (await self.engine()).swap(image, options)
+        return Response(results_archive(outcome), media_type="application/zip",
+                        headers={"Content-Disposition": 'attachment; filename="swaparoony.zip"'})
 
     @bentoml.api(route="/swap_sheet", output_spec=PICTURE)
     @answers_errors

@@ -10,9 +10,9 @@ import aiohttp
 import numpy as np
 
 from swaparoony.errors import ServiceNotReady
-from swaparoony.types import Frame, Latent, SwapItem
+from swaparoony.types import FaceSwapRequest, Frame
 
-from .schemas import SwapBatchItem
+from .schemas import FaceSwapBatchItem
 
 logger = logging.getLogger("swaparoony")
 MODEL_CALL_ATTEMPTS = 3
@@ -49,11 +49,9 @@ class BatchedFaceModels:
     async def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
         return await self._call("detect", canvases)
 
-    async def embed(self, crops: list[Frame]) -> list[Latent]:
-        return await self._call("embed", crops)
-
-    async def swap(self, items: list[SwapItem]) -> list[Frame]:
-        return await self._call("swap", [SwapBatchItem(crop=i.crop, latent=i.latent) for i in items])
+    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[list[Frame]]:
+        batch = [FaceSwapBatchItem(source=r.source, targets=np.stack(r.targets)) for r in requests]
+        return [list(swapped) for swapped in await self._call("swap_faces", batch)]
 
 
 def _dropped_connection(exc: BaseException) -> bool:

@@ -28,8 +28,8 @@ DESCRIPTION = """Swap a face from a photo into the portraits kept on this server
 2. `POST /swap_image`: the face swapped into one destination portrait, shown as a picture.
 3. `POST /swap_sheet`: the face swapped into every destination, as one contact sheet.
 
-`POST /swap` and `POST /faces` answer the same as JSON for programs; `POST /destinations` lists the
-portraits. Every picture is an AI face swap, and says so in the file: a signed C2PA manifest (Content
+`POST /swap` and `POST /faces` answer the same as JSON for programs (`POST /swap_zip`: the pictures as files
+in a ZIP, no base64); `POST /destinations` lists the portraits. Every picture is an AI face swap, and says so in the file: a signed C2PA manifest (Content
 Credentials) and IPTC XMP, which `swaparoony inspect FILE` reads back. Model weights: InsightFace, non-commercial research use only."""
 
 
@@ -108,7 +108,8 @@ PICTURE_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
 def public_document(generated: dict[str, Any], version: str, max_upload_bytes: int, max_pixels: int,
-                    destinations: Sequence[str], picture_routes: Sequence[str]) -> dict[str, Any]:
+                    destinations: Sequence[str], picture_routes: Sequence[str],
+                    archive_routes: Sequence[str] = ()) -> dict[str, Any]:
     """BentoML's generated document, made valid and explained."""
     doc = copy.deepcopy(generated)
     doc["openapi"] = "3.1.0"
@@ -132,7 +133,7 @@ def public_document(generated: dict[str, Any], version: str, max_upload_bytes: i
             _explain(form["schema"], explained, destinations)
         takes_upload = bool(form)
         operation["responses"] = {
-            "200": _success(operation["responses"].get("200", {}), path in picture_routes),
+            "200": _success(operation["responses"].get("200", {}), path in picture_routes, path in archive_routes),
             **{str(status): _error(error) for status, error in ERRORS.items() if takes_upload or status in NO_UPLOAD},
         }
     return doc
@@ -164,7 +165,11 @@ def _explain(schema: dict[str, Any], explained: dict[str, Parameter], destinatio
             prop["items"] = {"type": "string", **({"enum": list(destinations)} if destinations else {})}
 
 
-def _success(generated: dict[str, Any], picture: bool) -> dict[str, Any]:
+def _success(generated: dict[str, Any], picture: bool, archive: bool = False) -> dict[str, Any]:
+    if archive:
+        return {"description": "A ZIP archive: each picture as a file named after its destination, and results.json "
+                               "listing them (and the destinations skipped, with why).",
+                "content": {"application/zip": {"schema": {"type": "string", "contentMediaType": "application/zip"}}}}
     if not picture:
         return generated
     return {"description": "The picture itself, in the requested format.",

@@ -6,11 +6,13 @@ import base64
 import functools
 import io
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 import PIL.Image
 from bentoml import IODescriptor
+from bentoml.validators import ContentType
 from pydantic import BaseModel, BeforeValidator, Field, WrapValidator
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse
@@ -54,11 +56,12 @@ def _names(value: Any) -> Any:
 DestinationNames = Annotated[list[str] | None, BeforeValidator(_names)]
 
 
-class SwapBatchItem(IODescriptor):
-    """One swapper run as it crosses from the API service to the model service (pickled, not JSON)."""
+class FaceSwapBatchItem(IODescriptor):
+    """One request's model work as it crosses from the API service to the model service (pickled, not JSON):
+    the aligned source face and its destination crops, stacked."""
 
-    crop: np.ndarray
-    latent: np.ndarray
+    source: np.ndarray
+    targets: np.ndarray
 
 
 class SwappedImageOut(BaseModel):
@@ -118,6 +121,13 @@ def _a_picture() -> PIL.Image.Image: ...
 
 
 PICTURE = IODescriptor.from_output(_a_picture)
+
+
+def _an_archive() -> Annotated[Path, ContentType("application/zip")]: ...
+
+
+ARCHIVE = IODescriptor.from_output(_an_archive)
+"""The output spec of /swap_zip: a ZIP archive of the pictures, answered as bytes (a Response) like the pictures."""
 """The output spec of the picture APIs: an image, which Swagger UI shows. They answer with the encoded bytes
 and their real Content-Type (a Response), so BentoML never re-encodes them."""
 

@@ -6,19 +6,21 @@ import asyncio
 from dataclasses import dataclass
 
 from . import __version__, content_credentials
-from .content_credentials import Marker, Parent, Provenance, Unmarked
+from .content_credentials import Marker, Provenance, Unmarked
 from .decoder_pool import DecoderPool
 from .errors import FaceIdOutOfRange, GalleryUnavailable, NoFaceFound
 from .face_detector import faces_from_detections, letterbox
-from .face_helper import align_matrix, crop_face, paste_back
+from .face_helper import PasteRegion, align_matrix, crop_face, paste_back
+from .jpeg_splice import encode_banded
 from .face_recognizer import RECOGNIZER_SIZE
 from .gallery import Destination, Gallery
 from .image_file import DecodeLimits
 from .model_set import FaceModels
 from .overview import contact_sheet, numbered_faces
+from .prepared_output import PreparedOutput, prepare
 from .settings import Settings
 from .telemetry import NoTelemetry, Telemetry, timed
-from .types import DecodedImage, Face, Frame, SwapItem
+from .types import DecodedImage, Face, FaceSwapRequest, Frame
 from .visible_label import labelled
 from .vision import MEDIA_TYPES, OutputFormat, encode_image
 
@@ -92,7 +94,7 @@ class SwapEngine:
         self.decoder = decoder
         self.telemetry = telemetry or NoTelemetry()
         self.marker = marker or Unmarked()
-        self.parents: dict[str, Parent | None] = {}
+        self.outputs: dict[str, PreparedOutput] = {}
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = asyncio.Semaphore(settings.decode_processes)  # waiters queue here, not in threads
@@ -110,7 +112,7 @@ class SwapEngine:
                 settings.destinations_dir, models, lambda data: engine.decode(data, engine.destination_limits),
                 settings.max_upload_bytes,
             )
-            engine.parents = await asyncio.to_thread(engine._parents)
+            engine.outputs = await asyncio.to_thread(engine._prepare_outputs)
         except BaseException:
             decoder.close()
             raise
@@ -135,50 +137,58 @@ class SwapEngine:
         frame = (await self._decode_upload(upload)).frame
         faces = await self._detect(frame)
         overview = await asyncio.to_thread(numbered_faces, frame, faces)
-        (picture,) = await self._pictures([(overview, Provenance(FACES))], output_format, label=False)
-        return picture, len(faces)
+        (data,) = await self._encoded([overview], output_format)
+        (marked,) = await self._marked([(data, Provenance(FACES))], MEDIA_TYPES[output_format])
+        return EncodedPicture(marked, MEDIA_TYPES[output_format]), len(faces)
 
     async def swap(self, upload: bytes, options: SwapOptions) -> SwapOutcome:
         """Swap the chosen upload face into the chosen face of each selected destination."""
         faces, results, skipped = await self._swapped(upload, options)
-        made = [(frame, Provenance(SWAPPED, self.parents.get(d.name))) for d, frame in results]
-        encoded = await self._pictures(made, options.output_format, label=True)
-        swapped = [SwappedImage(d.name, picture.data, picture.media_type, *d.size) for (d, _), picture in zip(results, encoded)]
+        index = options.destination_face_id - 1
+        if options.output_format == "jpeg":
+            encoded = await self._spliced_jpegs([(d, crop, d.faces[index].region) for d, crop in results])
+        else:
+            frames = await self._composed([(d, crop, d.faces[index].region) for d, crop in results])
+            encoded = await self._encoded(frames, options.output_format)
+        media_type = MEDIA_TYPES[options.output_format]
+        marked = await self._marked([(data, Provenance(SWAPPED, self.outputs[d.name].parent)) for (d, _), data
+                                     in zip(results, encoded)], media_type)
+        swapped = [SwappedImage(d.name, data, media_type, *d.size) for (d, _), data in zip(results, marked)]
         return SwapOutcome(faces, swapped, skipped)
 
     async def swap_sheet(self, upload: bytes, options: SwapOptions) -> EncodedPicture:
         """The swap into every selected destination as one contact sheet, skipped destinations as grey tiles."""
         _, results, skipped = await self._swapped(upload, options)
-        tiles: dict[str, Frame | str] = {d.name: frame for d, frame in results}
+        index = options.destination_face_id - 1
+        frames = await self._composed([(d, crop, d.faces[index].region) for d, crop in results], label=False)
+        tiles: dict[str, Frame | str] = {d.name: frame for (d, _), frame in zip(results, frames)}
         tiles |= {s.destination_name: s.reason for s in skipped}
         ordered = [(name, tiles[name]) for name in self.gallery.destinations if name in tiles]
         sheet = await asyncio.to_thread(contact_sheet, ordered)
-        (picture,) = await self._pictures([(sheet, Provenance(SHEET))], options.output_format, label=True)
-        return picture
+        if self.settings.visible_label:
+            sheet = labelled(sheet, self.settings.visible_label)
+        (data,) = await self._encoded([sheet], options.output_format)
+        media_type = MEDIA_TYPES[options.output_format]
+        (marked,) = await self._marked([(data, Provenance(SHEET))], media_type)
+        return EncodedPicture(marked, media_type)
 
     async def _swapped(self, upload: bytes, options: SwapOptions) -> tuple[int, list[tuple[Destination, Frame]], list[Skipped]]:
-        """Faces found in the upload, each target destination with the face pasted in, and the skipped ones."""
+        """Faces found in the upload, each target destination with its swapped 128x128 crop, and the skipped ones."""
         targets, skipped = self._targets(options)
         frame = (await self._decode_upload(upload)).frame
         faces = await self._detect(frame)
         source = pick_face(faces, options.source_face_id, "source_face_id", "the upload")
         crop = crop_face(frame, align_matrix(source.landmarks, RECOGNIZER_SIZE), RECOGNIZER_SIZE)
         del frame
-        with timed(self.telemetry, "embed"):
-            (latent,) = await self.models.embed([crop])
         face_index = options.destination_face_id - 1
-        with timed(self.telemetry, "swap"):
-            swapped_crops = await self.models.swap([SwapItem(d.faces[face_index].crop, latent) for d in targets])
-        with timed(self.telemetry, "paste"):
-            pasted = await asyncio.gather(*(
-                asyncio.to_thread(paste_back, d.frame, swapped, d.faces[face_index].region)
-                for d, swapped in zip(targets, swapped_crops)
-            ))
-        return len(faces), list(zip(targets, pasted)), skipped
+        with timed(self.telemetry, "swap"):  # embedding and swapping in one model call: the latent never comes back
+            (swapped,) = await self.models.swap_faces([FaceSwapRequest(crop, [d.faces[face_index].crop for d in targets])])
+        return len(faces), list(zip(targets, swapped)), skipped
 
-    def _parents(self) -> dict[str, Parent | None]:
-        """Each usable destination prepared once as the parent its results' credentials name."""
-        return {d.name: self.marker.parent(d.name, d.file, d.media_type) for d in self.gallery.destinations.values() if d.faces}
+    def _prepare_outputs(self) -> dict[str, PreparedOutput]:
+        """Each usable destination's JPEG in bands, labelled base and parent ingredient, made once."""
+        return {d.name: prepare(d, self.marker, self.settings.jpeg_quality, self.settings.visible_label)
+                for d in self.gallery.destinations.values() if d.faces}
 
     async def _decode_upload(self, upload: bytes) -> DecodedImage:
         self.telemetry.upload(len(upload))
@@ -210,22 +220,41 @@ class SwapEngine:
         self.telemetry.faces_found(len(faces))
         return faces
 
-    async def _pictures(self, made: list[tuple[Frame, Provenance]], output_format: OutputFormat,
-                        label: bool) -> list[EncodedPicture]:
-        """Encode each frame (labelled where asked and configured), then mark it, each stage in parallel threads."""
-        media_type = MEDIA_TYPES[output_format]
-        text = self.settings.visible_label if label else None
+    async def _spliced_jpegs(self, results: list[tuple[Destination, Frame, PasteRegion]]) -> list[bytes]:
+        """JPEGs re-encoding only the rows each face changed, spliced into the destination's prepared JPEG."""
+        with timed(self.telemetry, "paste"):
+            strips = await asyncio.gather(*(asyncio.to_thread(self.outputs[d.name].strip, crop, region)
+                                            for d, crop, region in results))
         with timed(self.telemetry, "encode"):
-            encoded = await asyncio.gather(*(asyncio.to_thread(self._encode, frame, output_format, text) for frame, _ in made))
-        with timed(self.telemetry, "mark"):
-            marked = await asyncio.gather(*(
-                asyncio.to_thread(self.marker.mark, data, media_type, provenance)
-                for data, (_, provenance) in zip(encoded, made)
-            ))
-        return [EncodedPicture(data, media_type) for data in marked]
+            return list(await asyncio.gather(*(
+                asyncio.to_thread(self.outputs[d.name].jpeg.splice, strip[1], strip[0]) if strip is not None
+                else asyncio.to_thread(self._encode_full, self.outputs[d.name], crop, region)
+                for (d, crop, region), strip in zip(results, strips)
+            )))
 
-    def _encode(self, frame: Frame, output_format: OutputFormat, label: str | None) -> bytes:
-        return encode_image(labelled(frame, label) if label else frame, output_format, self.settings.jpeg_quality)
+    def _encode_full(self, output: PreparedOutput, crop: Frame, region: PasteRegion) -> bytes:
+        return encode_banded(output.full(crop, region), self.settings.jpeg_quality)
+
+    async def _composed(self, results: list[tuple[Destination, Frame, PasteRegion]], label: bool = True) -> list[Frame]:
+        """Whole result frames, labelled where the label is on and asked for (a contact sheet labels itself)."""
+        def compose(d: Destination, crop: Frame, region: PasteRegion) -> Frame:
+            return self.outputs[d.name].full(crop, region) if label else paste_back(d.frame, crop, region)
+
+        with timed(self.telemetry, "paste"):
+            return list(await asyncio.gather(*(asyncio.to_thread(compose, *result) for result in results)))
+
+    async def _encoded(self, frames: list[Frame], output_format: OutputFormat) -> list[bytes]:
+        with timed(self.telemetry, "encode"):
+            return list(await asyncio.gather(*(
+                asyncio.to_thread(encode_image, frame, output_format, self.settings.jpeg_quality) for frame in frames
+            )))
+
+    async def _marked(self, pictures: list[tuple[bytes, Provenance]], media_type: str) -> list[bytes]:
+        """Each picture with its content credentials, in parallel threads."""
+        with timed(self.telemetry, "mark"):
+            return list(await asyncio.gather(*(
+                asyncio.to_thread(self.marker.mark, data, media_type, provenance) for data, provenance in pictures
+            )))
 
 
 def pick_face(faces: list[Face], face_id: int, parameter: str, where: str) -> Face:

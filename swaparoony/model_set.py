@@ -28,7 +28,7 @@ from .onnx_loader import (
     require_files,
     warn_if_not_release,
 )
-from .types import Frame, Latent, SwapItem
+from .types import FaceSwapRequest, Frame, Latent, SwapItem
 
 logger = logging.getLogger(__name__)
 Rebatch = Literal["auto", "on", "off"]
@@ -39,9 +39,7 @@ class FaceModels(Protocol):
 
     async def detect(self, canvases: list[Frame]) -> list[np.ndarray]: ...
 
-    async def embed(self, crops: list[Frame]) -> list[Latent]: ...
-
-    async def swap(self, items: list[SwapItem]) -> list[Frame]: ...
+    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[list[Frame]]: ...
 
 
 class ModelSet:
@@ -107,6 +105,13 @@ class ModelSet:
         self.runs["swap"] += len(items)
         return self.swapper.swap(items)
 
+    def swap_faces(self, requests: list[FaceSwapRequest]) -> list[list[Frame]]:
+        """Each request's source face swapped into each of its targets: one embedding batch, one swap batch."""
+        latents = self.embed([request.source for request in requests])
+        items = [SwapItem(target, latent) for request, latent in zip(requests, latents) for target in request.targets]
+        swapped = iter(self.swap(items))
+        return [[next(swapped) for _ in request.targets] for request in requests]
+
     @property
     def providers(self) -> dict[str, list[str]]:
         """The providers each session actually runs on."""
@@ -166,8 +171,5 @@ class LocalFaceModels:
     async def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
         return await asyncio.to_thread(self.model_set.detect, canvases)
 
-    async def embed(self, crops: list[Frame]) -> list[Latent]:
-        return await asyncio.to_thread(self.model_set.embed, crops)
-
-    async def swap(self, items: list[SwapItem]) -> list[Frame]:
-        return await asyncio.to_thread(self.model_set.swap, items)
+    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[list[Frame]]:
+        return await asyncio.to_thread(self.model_set.swap_faces, requests)

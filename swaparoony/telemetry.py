@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-STAGES = ("decode", "detect", "embed", "swap", "paste", "encode", "mark")
+STAGES = ("decode", "detect", "swap", "paste", "encode", "mark")
+"""swap: the source face's embedding and every swap of the request, one call to the model service."""
 
 
 class Telemetry(Protocol):

@@ -50,3 +50,11 @@ class SwapItem:
 
     crop: Frame
     latent: Latent
+
+
+@dataclass(frozen=True)
+class FaceSwapRequest:
+    """One request's model work: the aligned 112x112 source face, and the 128x128 destination crops it goes into."""
+
+    source: Frame
+    targets: list[Frame]

@@ -13,7 +13,7 @@ from conftest import Server
 from http_api.openapi import ERRORS
 from swaparoony import errors
 
-OUR_APIS = ("/swap", "/swap_image", "/swap_sheet", "/faces", "/faces_image", "/destinations")
+OUR_APIS = ("/swap", "/swap_image", "/swap_zip", "/swap_sheet", "/faces", "/faces_image", "/destinations")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,7 @@ def test_every_real_error_status_is_documented_with_its_real_body(document: dict
     assert set(document["components"]["schemas"]["Error"]["required"]) == {"error", "code"}
     for path in ("/swap_image", "/swap_sheet", "/faces_image"):
         assert set(document["paths"][path]["post"]["responses"]["200"]["content"]) == {"image/jpeg", "image/png", "image/webp"}
+    assert set(document["paths"]["/swap_zip"]["post"]["responses"]["200"]["content"]) == {"application/zip"}
 
 
 def test_the_page_is_swaparoonys_and_loads_nothing_from_outside(server: Server) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import io
+import json
 import re
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -185,7 +188,7 @@ def test_concurrent_requests_are_batched_on_the_model_service(server: Server) ->
             responses = list(pool.map(lambda _: post_swap(server), range(16)))
         assert all(r.status_code == 200 for r in responses), [(r.status_code, r.text[:300]) for r in responses if r.status_code != 200]
         after = httpx.get(server.url + "/metrics").text
-        merged = sum(batches_larger_than_one(after, m) - batches_larger_than_one(before, m) for m in ("detect", "embed", "swap"))
+        merged = sum(batches_larger_than_one(after, m) - batches_larger_than_one(before, m) for m in ("detect", "swap_faces"))
         if merged > 0:
             break
     assert merged > 0, "80 requests, 16 at a time, never shared a model batch"
@@ -287,7 +290,7 @@ def test_metrics_a_person_can_graph(server: Server) -> None:
 
     assert value('swaparoony_requests_total{code="ok",route="/swap",status="200"}') >= 1
     assert value('swaparoony_requests_total{code="face_id_out_of_range",route="/swap",status="422"}') >= 1
-    for stage in ("decode", "detect", "embed", "swap", "paste", "encode"):
+    for stage in ("decode", "detect", "swap", "paste", "encode", "mark"):
         assert value(f'swaparoony_stage_seconds_count{{stage="{stage}"}}') >= 1, stage
     assert value("swaparoony_faces_found_count") >= 1 and value('swaparoony_faces_found_bucket{le="3.0"}') >= 1
     assert value("swaparoony_upload_bytes_sum") >= len(UPLOAD)
@@ -309,3 +312,42 @@ def test_a_gallery_with_no_usable_destination_is_503_before_any_model_call(tmp_p
         assert running.log().count("path=/detect") == calls_before  # refused before decoding or detecting
     finally:
         stop_server(running.process)
+
+
+def test_swap_zip_gives_the_same_pictures_as_files_without_base64(server: Server) -> None:
+    response = httpx.post(server.url + "/swap_zip", files={"image": ("selfie.jpg", UPLOAD, "image/jpeg")},
+                          data={"source_face_id": "2", "destination_face_id": "2", "output_format": "png"}, timeout=60)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    assert 'filename="swaparoony.zip"' in response.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        index = json.loads(archive.read("results.json"))
+        assert [i["file"] for i in index["swapped_images"]] == ["two_faces.png"]
+        assert {s["destination_name"] for s in index["skipped"]} == {"broken.jpg", "no_face.png", "one_face.jpg"}
+        assert archive.getinfo("two_faces.png").compress_type == zipfile.ZIP_STORED
+        picture = archive.read("two_faces.png")
+    json_result = post_swap(server, {"source_face_id": "2", "destination_face_id": "2", "output_format": "png"}).json()
+    (same,) = [i for i in json_result["swapped_images"] if i["destination_name"] == "two_faces.png"]
+    assert np.array_equal(decode(picture), decode(base64.b64decode(same["image_data"])))
+
+
+def test_a_jpeg_result_is_the_destinations_jpeg_outside_the_face_and_the_picture_within_jpeg_error(
+        server: Server, gallery_dir: Path) -> None:
+    def picture(output_format: str) -> np.ndarray:
+        response = httpx.post(server.url + "/swap_image", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
+                              data={"destination": "two_faces.png", "output_format": output_format}, timeout=60)
+        assert response.status_code == 200
+        return decode(response.content)
+
+    jpeg, exact = picture("jpeg"), picture("png")
+    destination = cv2.imread(str(gallery_dir / "two_faces.png"))
+    destination_jpeg = decode(cv2.imencode(".jpg", destination, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    rows = np.nonzero((exact != destination).any(axis=(1, 2)))[0]
+    top, bottom = rows.min() // 16 * 16, -(-(rows.max() + 1) // 16) * 16  # the 16-row bands the face touches
+    assert bottom - top < destination.shape[0] // 2
+    # The same pixels as a full JPEG encode of the composed picture (the PNG result is that picture, losslessly)...
+    full = decode(cv2.imencode(".jpg", exact, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    assert np.array_equal(jpeg, full)  # so inside the face's bands the error is JPEG's own, no more
+    # ...and outside the face's bands the destination's own JPEG (the decoder blends chroma across one row at
+    # each band edge, so those two rows are left out).
+    outside = np.r_[0 : top - 1, bottom + 1 : destination.shape[0]]
+    assert np.array_equal(jpeg[outside], destination_jpeg[outside])

@@ -1,0 +1,32 @@
+"""A swap's pictures as files in one ZIP archive, for clients that want the images themselves, not base64 in JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import PurePosixPath
+
+from .engine import SwapOutcome
+
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+INDEX = "results.json"
+
+
+def results_archive(outcome: SwapOutcome) -> bytes:
+    """The archive: one file per swapped destination (named after it), and results.json saying what each is.
+
+    Stored, not deflated: the pictures are compressed already, and deflating them again costs CPU for nothing.
+    """
+    buffer = io.BytesIO()
+    listed = []
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for image in outcome.swapped:
+            name = PurePosixPath(image.destination_name).stem + EXTENSIONS[image.media_type]
+            archive.writestr(name, image.data)
+            listed.append({"file": name, "destination_name": image.destination_name, "media_type": image.media_type,
+                           "width": image.width, "height": image.height})
+        index = {"faces_detected_in_source": outcome.faces_detected_in_source, "swapped_images": listed,
+                 "skipped": [{"destination_name": s.destination_name, "reason": s.reason} for s in outcome.skipped]}
+        archive.writestr(INDEX, json.dumps(index, indent=2))
+    return buffer.getvalue()
