@@ -114,3 +114,12 @@ def test_an_error_reads_as_a_sentence(page: object, photo: Path) -> None:
     body = block.locator(".live-responses-table tbody .response-col_description").first.inner_text()
     assert "destination_face_id=5 is out of range" in body and "face_id_out_of_range" in body
     shot(block.locator(".live-responses-table"), "error")
+
+
+def test_swap_zip_offers_the_archive_as_a_download(page: object, photo: Path) -> None:
+    block = try_it_out(page, "swaparoony__swap_zip", photo)
+    assert status_of(block) == "200"
+    link = block.locator(".live-responses-table a[download]").first
+    link.wait_for()
+    assert link.get_attribute("download") == "swaparoony.zip" and link.get_attribute("href").startswith("blob:")
+    shot(block.locator(".live-responses-table"), "swap_zip")
