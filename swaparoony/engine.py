@@ -11,10 +11,10 @@ from .decoder_pool import DecoderPool
 from .errors import FaceIdOutOfRange, GalleryUnavailable, NoFaceFound
 from .face_detector import faces_from_detections, letterbox
 from .face_helper import PasteRegion, align_matrix, crop_face, paste_back
-from .jpeg_splice import encode_banded
 from .face_recognizer import RECOGNIZER_SIZE
 from .gallery import Destination, Gallery
 from .image_file import DecodeLimits
+from .jpeg_splice import encode_banded
 from .model_set import FaceModels
 from .overview import contact_sheet, numbered_faces
 from .prepared_output import PreparedOutput, prepare
