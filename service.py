@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 import bento_models
 import swaparoony
-from http_api import compat, request_log, request_parsing
+from http_api import compat, media_types, request_log, request_parsing
 from http_api.admission import AdmissionMiddleware
 from http_api.auth import BearerTokenMiddleware
 from http_api.body_limit import BodyLimitMiddleware
@@ -319,6 +319,8 @@ class Swaparoony:
         ]
 
 
+media_types.pin(FaceModels)
+media_types.pin(Swaparoony)
 Swaparoony.add_asgi_middleware(OutcomeMiddleware)  # first added is outermost
 Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)
 Swaparoony.add_asgi_middleware(FrontDoorMiddleware, rewrite=lambda doc: bentoml.get_current_service().public_openapi(doc))
