@@ -29,8 +29,8 @@ from http_api.readiness import ReadinessMiddleware
 from http_api.front_door import FrontDoorMiddleware
 from http_api.openapi import public_document
 from http_api.schemas import (
-    ARCHIVE, PICTURE, DestinationNames, DestinationOut, FaceId, FaceOut, FaceSwapBatchItem, ImageUpload, OutputFormat, SwapResponse,
-    answers_errors, swap_response,
+    ARCHIVE, PICTURE, SWAP_RESPONSE, DestinationNames, DestinationOut, FaceId, FaceOut, FaceSwapBatchItem, ImageUpload,
+    OutputFormat, answers_errors, swap_json,
 )
 from http_api.shutdown import drain_on_sigterm, keep_sockets_until_workers_stop
 from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine, SwapOptions
@@ -234,7 +234,7 @@ class Swaparoony:
         return public_document(generated, swaparoony.__version__, settings.max_upload_bytes, settings.max_pixels,
                                names, PICTURE_ROUTES, ARCHIVE_ROUTES)
 
-    @bentoml.api(route="/swap")
+    @bentoml.api(route="/swap", output_spec=SWAP_RESPONSE)
     @answers_errors
     async def swap(
         self,
@@ -243,10 +243,10 @@ class Swaparoony:
         destination_face_id: FaceId = 1,
         destinations: DestinationNames = None,
         output_format: OutputFormat = "jpeg",
-    ) -> SwapResponse:
+    ) -> Response:
         """Swap one face of the upload into every selected destination (all by default); the pictures come as base64 JSON."""
         options = SwapOptions(source_face_id, destination_face_id, tuple(destinations or ()), output_format)
-        return swap_response(await (await self.engine()).swap(image, options))
+        return Response(swap_json(await (await self.engine()).swap(image, options)), media_type="application/json")
 
     @bentoml.api(route="/swap_image", output_spec=PICTURE)
     @answers_errors
