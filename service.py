@@ -162,6 +162,7 @@ class Swaparoony:
 
     def __init__(self) -> None:
         self._engine: SwapEngine | None = None
+        self._watching: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
         self._problem = "The service is starting; retry shortly."
 
@@ -173,6 +174,8 @@ class Swaparoony:
     @bentoml.on_shutdown
     async def release_the_model_service(self) -> None:
         """Runs once this worker has answered its last request: stop decoding, let the model service go."""
+        if self._watching is not None:
+            self._watching.cancel()
         if self._engine is not None:
             self._engine.close()
         try:
@@ -204,6 +207,8 @@ class Swaparoony:
                 except SwaparoonyError as exc:
                     self._problem = str(exc)
                     raise
+                if settings.gallery_poll_s:
+                    self._watching = asyncio.get_running_loop().create_task(self._engine.live.watch(settings.gallery_poll_s))
         return self._engine
 
     async def _start_engine(self) -> SwapEngine:

@@ -15,6 +15,7 @@ from .face_recognizer import RECOGNIZER_SIZE
 from .gallery import Destination, Gallery
 from .image_file import DecodeLimits
 from .jpeg_splice import encode_banded
+from .live_gallery import LiveGallery
 from .model_set import FaceModels
 from .overview import contact_sheet, numbered_faces
 from .prepared_output import PreparedOutput, prepare
@@ -86,15 +87,15 @@ class SwapOutcome:
 class SwapEngine:
     """Runs swaps against a gallery prepared once; CPU stages run in threads and decode processes."""
 
-    def __init__(self, models: FaceModels, gallery: Gallery, settings: Settings, decoder: DecoderPool,
+    def __init__(self, models: FaceModels, settings: Settings, decoder: DecoderPool,
                  telemetry: Telemetry | None = None, marker: Marker | None = None) -> None:
         self.models = models
-        self.gallery = gallery
         self.settings = settings
         self.decoder = decoder
         self.telemetry = telemetry or NoTelemetry()
         self.marker = marker or Unmarked()
-        self.outputs: dict[str, PreparedOutput] = {}
+        self.live = LiveGallery(settings.destinations_dir, models, lambda data: self.decode(data, self.destination_limits),
+                                settings.max_upload_bytes, self._prepare)
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = asyncio.Semaphore(settings.decode_processes)  # waiters queue here, not in threads
@@ -106,17 +107,18 @@ class SwapEngine:
         marker = await asyncio.to_thread(content_credentials.from_settings, settings, __version__)
         decoder = await asyncio.to_thread(DecoderPool, settings.decode_processes, settings.decode_timeout_s,
                                           settings.decode_memory_bytes)
-        engine = cls(models, Gallery([]), settings, decoder, telemetry, marker)
+        engine = cls(models, settings, decoder, telemetry, marker)
         try:
-            engine.gallery = await Gallery.load(
-                settings.destinations_dir, models, lambda data: engine.decode(data, engine.destination_limits),
-                settings.max_upload_bytes,
-            )
-            engine.outputs = await asyncio.to_thread(engine._prepare_outputs)
+            await engine.live.reload()
         except BaseException:
             decoder.close()
             raise
         return engine
+
+    @property
+    def gallery(self) -> Gallery:
+        """The gallery as it is now (see live_gallery.py)."""
+        return self.live.view.gallery
 
     def close(self) -> None:
         """Stop the decode processes."""
@@ -143,27 +145,30 @@ class SwapEngine:
 
     async def swap(self, upload: bytes, options: SwapOptions) -> SwapOutcome:
         """Swap the chosen upload face into the chosen face of each selected destination."""
-        faces, results, skipped = await self._swapped(upload, options)
+        view = self.live.view  # read once: a reload during this request does not mix two galleries
+        faces, results, skipped = await self._swapped(view.gallery, upload, options)
         index = options.destination_face_id - 1
+        placed = [(view.outputs[d.name], crop, d.faces[index].region) for d, crop in results]
         if options.output_format == "jpeg":
-            encoded = await self._spliced_jpegs([(d, crop, d.faces[index].region) for d, crop in results])
+            encoded = await self._spliced_jpegs(placed)
         else:
-            frames = await self._composed([(d, crop, d.faces[index].region) for d, crop in results])
-            encoded = await self._encoded(frames, options.output_format)
+            encoded = await self._encoded(await self._composed(placed), options.output_format)
         media_type = MEDIA_TYPES[options.output_format]
-        marked = await self._marked([(data, Provenance(SWAPPED, self.outputs[d.name].parent)) for (d, _), data
+        marked = await self._marked([(data, Provenance(SWAPPED, view.outputs[d.name].parent)) for (d, _), data
                                      in zip(results, encoded)], media_type)
         swapped = [SwappedImage(d.name, data, media_type, *d.size) for (d, _), data in zip(results, marked)]
         return SwapOutcome(faces, swapped, skipped)
 
     async def swap_sheet(self, upload: bytes, options: SwapOptions) -> EncodedPicture:
         """The swap into every selected destination as one contact sheet, skipped destinations as grey tiles."""
-        _, results, skipped = await self._swapped(upload, options)
+        view = self.live.view
+        _, results, skipped = await self._swapped(view.gallery, upload, options)
         index = options.destination_face_id - 1
-        frames = await self._composed([(d, crop, d.faces[index].region) for d, crop in results], label=False)
+        placed = [(view.outputs[d.name], crop, d.faces[index].region) for d, crop in results]
+        frames = await self._composed(placed, label=False)
         tiles: dict[str, Frame | str] = {d.name: frame for (d, _), frame in zip(results, frames)}
         tiles |= {s.destination_name: s.reason for s in skipped}
-        ordered = [(name, tiles[name]) for name in self.gallery.destinations if name in tiles]
+        ordered = [(name, tiles[name]) for name in view.gallery.destinations if name in tiles]
         sheet = await asyncio.to_thread(contact_sheet, ordered)
         if self.settings.visible_label:
             sheet = labelled(sheet, self.settings.visible_label)
@@ -172,9 +177,10 @@ class SwapEngine:
         (marked,) = await self._marked([(data, Provenance(SHEET))], media_type)
         return EncodedPicture(marked, media_type)
 
-    async def _swapped(self, upload: bytes, options: SwapOptions) -> tuple[int, list[tuple[Destination, Frame]], list[Skipped]]:
+    async def _swapped(self, gallery: Gallery, upload: bytes,
+                       options: SwapOptions) -> tuple[int, list[tuple[Destination, Frame]], list[Skipped]]:
         """Faces found in the upload, each target destination with its swapped 128x128 crop, and the skipped ones."""
-        targets, skipped = self._targets(options)
+        targets, skipped = _targets(gallery, options)
         frame = (await self._decode_upload(upload)).frame
         faces = await self._detect(frame)
         source = pick_face(faces, options.source_face_id, "source_face_id", "the upload")
@@ -185,32 +191,14 @@ class SwapEngine:
             (swapped,) = await self.models.swap_faces([FaceSwapRequest(crop, [d.faces[face_index].crop for d in targets])])
         return len(faces), list(zip(targets, swapped)), skipped
 
-    def _prepare_outputs(self) -> dict[str, PreparedOutput]:
-        """Each usable destination's JPEG in bands, labelled base and parent ingredient, made once."""
-        return {d.name: prepare(d, self.marker, self.settings.jpeg_quality, self.settings.visible_label)
-                for d in self.gallery.destinations.values() if d.faces}
+    def _prepare(self, destination: Destination) -> PreparedOutput:
+        """A usable destination's JPEG in bands, labelled base and parent ingredient, made once per file."""
+        return prepare(destination, self.marker, self.settings.jpeg_quality, self.settings.visible_label)
 
     async def _decode_upload(self, upload: bytes) -> DecodedImage:
         self.telemetry.upload(len(upload))
         with timed(self.telemetry, "decode"):
             return await self.decode(upload, self.upload_limits)
-
-    def _targets(self, options: SwapOptions) -> tuple[list[Destination], list[Skipped]]:
-        """The selected destinations that can take the swap and those that cannot, checked before any model call."""
-        if not self.gallery.usable:
-            raise GalleryUnavailable(NO_USABLE_DESTINATION)
-        targets, skipped = [], []
-        for destination in self.gallery.select(list(options.destinations) if options.destinations else None):
-            reason = _unusable(destination, options.destination_face_id)
-            if reason:
-                skipped.append(Skipped(destination.name, reason))
-            else:
-                targets.append(destination)
-        if not targets:
-            raise FaceIdOutOfRange(
-                "No destination could take the swap: " + "; ".join(f"{s.destination_name}: {s.reason}" for s in skipped)
-            )
-        return targets, skipped
 
     async def _detect(self, frame: Frame) -> list[Face]:
         with timed(self.telemetry, "detect"):
@@ -220,28 +208,27 @@ class SwapEngine:
         self.telemetry.faces_found(len(faces))
         return faces
 
-    async def _spliced_jpegs(self, results: list[tuple[Destination, Frame, PasteRegion]]) -> list[bytes]:
+    async def _spliced_jpegs(self, placed: list[tuple[PreparedOutput, Frame, PasteRegion]]) -> list[bytes]:
         """JPEGs re-encoding only the rows each face changed, spliced into the destination's prepared JPEG."""
         with timed(self.telemetry, "paste"):
-            strips = await asyncio.gather(*(asyncio.to_thread(self.outputs[d.name].strip, crop, region)
-                                            for d, crop, region in results))
+            strips = await asyncio.gather(*(asyncio.to_thread(output.strip, crop, region) for output, crop, region in placed))
         with timed(self.telemetry, "encode"):
             return list(await asyncio.gather(*(
-                asyncio.to_thread(self.outputs[d.name].jpeg.splice, strip[1], strip[0]) if strip is not None
-                else asyncio.to_thread(self._encode_full, self.outputs[d.name], crop, region)
-                for (d, crop, region), strip in zip(results, strips)
+                asyncio.to_thread(output.jpeg.splice, strip[1], strip[0]) if strip is not None
+                else asyncio.to_thread(self._encode_full, output, crop, region)
+                for (output, crop, region), strip in zip(placed, strips)
             )))
 
     def _encode_full(self, output: PreparedOutput, crop: Frame, region: PasteRegion) -> bytes:
         return encode_banded(output.full(crop, region), self.settings.jpeg_quality)
 
-    async def _composed(self, results: list[tuple[Destination, Frame, PasteRegion]], label: bool = True) -> list[Frame]:
+    async def _composed(self, placed: list[tuple[PreparedOutput, Frame, PasteRegion]], label: bool = True) -> list[Frame]:
         """Whole result frames, labelled where the label is on and asked for (a contact sheet labels itself)."""
-        def compose(d: Destination, crop: Frame, region: PasteRegion) -> Frame:
-            return self.outputs[d.name].full(crop, region) if label else paste_back(d.frame, crop, region)
+        def compose(output: PreparedOutput, crop: Frame, region: PasteRegion) -> Frame:
+            return output.full(crop, region) if label else paste_back(output.frame, crop, region)
 
         with timed(self.telemetry, "paste"):
-            return list(await asyncio.gather(*(asyncio.to_thread(compose, *result) for result in results)))
+            return list(await asyncio.gather(*(asyncio.to_thread(compose, *item) for item in placed)))
 
     async def _encoded(self, frames: list[Frame], output_format: OutputFormat) -> list[bytes]:
         with timed(self.telemetry, "encode"):
@@ -267,6 +254,24 @@ def pick_face(faces: list[Face], face_id: int, parameter: str, where: str) -> Fa
             f"use 1 to {len(faces)}, counted left to right."
         )
     return faces[face_id - 1]
+
+
+def _targets(gallery: Gallery, options: SwapOptions) -> tuple[list[Destination], list[Skipped]]:
+    """The selected destinations that can take the swap and those that cannot, checked before any model call."""
+    if not gallery.usable:
+        raise GalleryUnavailable(NO_USABLE_DESTINATION)
+    targets, skipped = [], []
+    for destination in gallery.select(list(options.destinations) if options.destinations else None):
+        reason = _unusable(destination, options.destination_face_id)
+        if reason:
+            skipped.append(Skipped(destination.name, reason))
+        else:
+            targets.append(destination)
+    if not targets:
+        raise FaceIdOutOfRange(
+            "No destination could take the swap: " + "; ".join(f"{s.destination_name}: {s.reason}" for s in skipped)
+        )
+    return targets, skipped
 
 
 def _unusable(destination: Destination, face_id: int) -> str | None:

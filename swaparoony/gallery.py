@@ -22,8 +22,8 @@ from .face_helper import (
     paste_region,
 )
 from .face_swapper import SWAPPER_SIZE
-from .model_specs import MASK_MARGIN, MASK_SIGMA
 from .model_set import FaceModels
+from .model_specs import MASK_MARGIN, MASK_SIGMA
 from .types import DecodedImage, Face, Frame
 
 logger = logging.getLogger(__name__)
@@ -79,9 +79,12 @@ class Gallery:
         return any(destination.faces for destination in self.destinations.values())
 
     @classmethod
-    async def load(cls, directory: Path, models: FaceModels, decode: Decode, max_bytes: int) -> Gallery:
-        """Read and decode every image in directory off the event loop, and detect all their faces in one batched call."""
-        paths = await asyncio.to_thread(_image_paths, directory)
+    async def load(cls, directory: Path, models: FaceModels, decode: Decode, max_bytes: int,
+                   previous: Gallery | None = None, unchanged: frozenset[str] = frozenset()) -> Gallery:
+        """Read and decode the images in directory off the event loop, and detect all their faces in one batched
+        call; those named in `unchanged` are taken from `previous` as they are."""
+        kept = [previous.destinations[name] for name in unchanged if previous and name in previous.destinations]
+        paths = [path for path in await asyncio.to_thread(_image_paths, directory) if path.name not in unchanged]
         read = await asyncio.gather(*(_read(path, decode, max_bytes) for path in paths))
         frames = {name: frame for name, frame, _, reason in read if reason is None}
         files = {name: file for name, _, file, _ in read}
@@ -92,11 +95,10 @@ class Gallery:
             _destination(name, frame, files[name], faces_from_detections(found, scale))
             for (name, frame), (_, scale), found in zip(frames.items(), canvases, detections)
         ]
-        gallery = cls(sorted(loaded + broken, key=lambda d: d.name))
-        for destination in gallery.destinations.values():
+        for destination in loaded + broken:
             logger.info("destination %s: %d face(s)%s", destination.name, len(destination.faces),
                         f" ({destination.reason})" if destination.reason else "")
-        return gallery
+        return cls(sorted(kept + loaded + broken, key=lambda d: d.name))
 
     def select(self, names: list[str] | None) -> list[Destination]:
         """The named destinations in the order given, or all of them; unknown names are an error."""
@@ -110,12 +112,26 @@ class Gallery:
         return [self.destinations[name] for name in dict.fromkeys(names)]
 
 
-def _image_paths(directory: Path) -> list[Path]:
+def listing(directory: Path) -> dict[str, tuple[int, int, int]]:
+    """Each image file's size, modification time and inode, following symlinks (a ConfigMap mount swaps a
+    symlink to publish new files): what changes when a destination is added, replaced or removed."""
+    found = {}
+    for path in _image_paths(directory, quiet=True):
+        try:
+            info = path.stat()
+            found[path.name] = (info.st_size, info.st_mtime_ns, info.st_ino)
+        except OSError:
+            found[path.name] = (-1, -1, -1)  # a dangling link: read, and reported as unreadable
+    return found
+
+
+def _image_paths(directory: Path, quiet: bool = False) -> list[Path]:
     """The directory's entries with an image suffix; an unreadable directory stops the service being ready."""
     try:
         entries = sorted(directory.iterdir())
     except FileNotFoundError:
-        logger.warning("no destinations directory at %s", directory.resolve())
+        if not quiet:
+            logger.warning("no destinations directory at %s", directory.resolve())
         return []
     except OSError as exc:
         logger.error("the destinations directory %s cannot be read: %s", directory.resolve(), exc.strerror or exc)
@@ -123,7 +139,7 @@ def _image_paths(directory: Path) -> list[Path]:
             f"The destinations directory cannot be read ({exc.strerror or type(exc).__name__}); the server log names it."
         ) from exc
     paths = [path for path in entries if path.suffix.lower() in IMAGE_SUFFIXES]
-    if not paths:
+    if not paths and not quiet:
         logger.warning("no destination images in %s", directory.resolve())
     return paths
 

@@ -28,6 +28,8 @@ class Settings:
     models_dir: Path | None = None
     """None: not pinned by the operator, so the service looks in the Bento's models, then ./models."""
     destinations_dir: Path = Path("destinations")
+    gallery_poll_s: float = 2.0
+    """How often the destinations directory is checked for added, replaced or removed files; 0: never."""
     providers: tuple[str, ...] | None = None
     detector: str = "det_10g"
     """Which SCRFD detector (model_specs.DETECTORS); the recognizer is always w600k_r50."""
@@ -92,6 +94,7 @@ class Settings:
         return cls(
             models_dir=Path(env["SWAPAROONY_MODELS_DIR"]) if env.get("SWAPAROONY_MODELS_DIR") else None,
             destinations_dir=Path(env.get("SWAPAROONY_DESTINATIONS_DIR", defaults.destinations_dir)),
+            gallery_poll_s=_poll(env, "SWAPAROONY_GALLERY_POLL_S", defaults.gallery_poll_s),
             providers=_names(env, "SWAPAROONY_PROVIDERS") or None,
             detector=_choice(env, "SWAPAROONY_DETECTOR", defaults.detector, tuple(DETECTORS)),
             rebatch=_choice(env, "SWAPAROONY_REBATCH", defaults.rebatch, ("auto", "on", "off")),
@@ -187,6 +190,14 @@ def _bounded_float(env: Mapping[str, str], name: str, default: float, low: float
         raise SettingsError(f"{name}={raw!r} is not a number") from None
     if not low <= value <= high:
         raise SettingsError(f"{name}={value} must be between {low:g} and {high:g}")
+    return value
+
+
+def _poll(env: Mapping[str, str], name: str, default: float) -> float:
+    """0 (off), or 0.1 s to an hour."""
+    value = _bounded_float(env, name, default, 0.0, 3600.0)
+    if 0 < value < 0.1:
+        raise SettingsError(f"{name}={value} must be 0 (off) or at least 0.1 seconds")
     return value
 
 

@@ -33,7 +33,7 @@ def test_values_are_parsed() -> None:
     ("SWAPAROONY_MAX_UPLOAD_BYTES", "lots"), ("SWAPAROONY_MAX_PIXELS", "0"),
     ("SWAPAROONY_DETECTION_THRESHOLD", "1.5"), ("SWAPAROONY_JPEG_QUALITY", "101"),
     ("SWAPAROONY_CONTENT_CREDENTIALS", "maybe"), ("SWAPAROONY_VISIBLE_LABEL", "KI-generiert, völlig"),
-    ("SWAPAROONY_VISIBLE_LABEL", "x" * 41), ("SWAPAROONY_SIGNING_KEY", ""),
+    ("SWAPAROONY_VISIBLE_LABEL", "x" * 41), ("SWAPAROONY_SIGNING_KEY", ""), ("SWAPAROONY_GALLERY_POLL_S", "0.01"),
 ])
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     env = {name: value} if name != "SWAPAROONY_SIGNING_KEY" else {"SWAPAROONY_SIGNING_CERT": "/run/tls.crt"}

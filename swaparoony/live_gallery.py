@@ -1,0 +1,86 @@
+"""The gallery as it is now: reloaded when files in the destinations directory are added, replaced or removed.
+
+A booth changes its portraits per event, per sponsor, per hour; a restart would lose the warm GPU. The
+directory is polled (inotify does not see a Kubernetes ConfigMap's symlink swap, and not every volume
+supports it); only changed files are decoded and detected again, off the request path, and the new view
+replaces the old one whole. A request reads the view once, so it sees the old gallery or the new one,
+never a mixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import GalleryUnavailable
+from .gallery import Decode, Destination, Gallery, listing
+from .model_set import FaceModels
+from .prepared_output import PreparedOutput
+
+logger = logging.getLogger(__name__)
+Listing = dict[str, tuple[int, int, int]]
+Prepare = Callable[[Destination], PreparedOutput]
+
+
+@dataclass(frozen=True)
+class GalleryView:
+    """One consistent gallery: its destinations, each usable one's prepared output, and the files they came from."""
+
+    gallery: Gallery
+    outputs: dict[str, PreparedOutput] = field(default_factory=dict)
+    listing: Listing = field(default_factory=dict)
+
+
+class LiveGallery:
+    """Holds the current view and replaces it when the directory changes."""
+
+    def __init__(self, directory: Path, models: FaceModels, decode: Decode, max_bytes: int, prepare: Prepare) -> None:
+        self.directory = directory
+        self.models = models
+        self.decode = decode
+        self.max_bytes = max_bytes
+        self.prepare = prepare
+        self.view = GalleryView(Gallery([]))
+        self._problem: str | None = None
+
+    async def reload(self) -> bool:
+        """Analyse what changed since the last view and publish the new view; False when nothing changed."""
+        now = await asyncio.to_thread(listing, self.directory)
+        old = self.view
+        if now == old.listing and old.gallery.destinations.keys() == now.keys():
+            return False
+        unchanged = frozenset(name for name, stamp in now.items() if old.listing.get(name) == stamp)
+        gallery = await Gallery.load(self.directory, self.models, self.decode, self.max_bytes, old.gallery, unchanged)
+        outputs = await asyncio.to_thread(self._outputs, gallery, old.outputs, unchanged)
+        self.view = GalleryView(gallery, outputs, now)
+        added, removed = now.keys() - old.listing.keys(), old.listing.keys() - now.keys()
+        replaced = now.keys() - added - unchanged
+        if old.listing or removed:
+            logger.info("gallery reloaded: added %s, replaced %s, removed %s; %d usable",
+                        sorted(added), sorted(replaced), sorted(removed), len(outputs))
+        return True
+
+    async def watch(self, every_s: float) -> None:
+        """Reload whenever the directory changes, until cancelled; a failure is logged once and retried."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.reload()
+                self._problem = None
+            except GalleryUnavailable as exc:
+                self._report(str(exc))
+            except Exception as exc:  # keep serving the last good gallery whatever went wrong
+                self._report(f"{type(exc).__name__}: {exc}")
+
+    def _outputs(self, gallery: Gallery, previous: dict[str, PreparedOutput],
+                 unchanged: frozenset[str]) -> dict[str, PreparedOutput]:
+        return {name: previous[name] if name in unchanged and name in previous else self.prepare(d)
+                for name, d in gallery.destinations.items() if d.faces}
+
+    def _report(self, problem: str) -> None:
+        if problem != self._problem:
+            logger.error("gallery not reloaded, the last one stays in use: %s", problem)
+        self._problem = problem
