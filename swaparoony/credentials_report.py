@@ -90,10 +90,8 @@ def _manifest_store(data: bytes, media_type: str, trust_anchors: bytes | None) -
             store = json.loads(reader.json())
             store["validation_state"] = reader.get_validation_state()
             return store
-    except c2pa.C2paError as exc:
-        if "ManifestNotFound" in type(exc).__name__ or "no JUMBF" in str(exc):
-            return {}
-        raise
+    except c2pa.C2paError.ManifestNotFound:
+        return {}
 
 
 def _actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:

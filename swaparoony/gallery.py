@@ -79,12 +79,10 @@ class Gallery:
         return any(destination.faces for destination in self.destinations.values())
 
     @classmethod
-    async def load(cls, directory: Path, models: FaceModels, decode: Decode, max_bytes: int,
-                   previous: Gallery | None = None, unchanged: frozenset[str] = frozenset()) -> Gallery:
-        """Read and decode the images in directory off the event loop, and detect all their faces in one batched
-        call; those named in `unchanged` are taken from `previous` as they are."""
-        kept = [previous.destinations[name] for name in unchanged if previous and name in previous.destinations]
-        paths = [path for path in await asyncio.to_thread(_image_paths, directory) if path.name not in unchanged]
+    async def load(cls, paths: list[Path], models: FaceModels, decode: Decode, max_bytes: int,
+                   kept: list[Destination]) -> Gallery:
+        """Read and decode these image files off the event loop and detect all their faces in one batched call; the
+        gallery is them and the destinations kept as they are."""
         read = await asyncio.gather(*(_read(path, decode, max_bytes) for path in paths))
         frames = {name: frame for name, frame, _, reason in read if reason is None}
         files = {name: file for name, _, file, _ in read}
@@ -112,11 +110,11 @@ class Gallery:
         return [self.destinations[name] for name in dict.fromkeys(names)]
 
 
-def listing(directory: Path) -> dict[str, tuple[int, int, int]]:
+def listing(directory: Path, quiet: bool = False) -> dict[str, tuple[int, int, int]]:
     """Each image file's size, modification time and inode, following symlinks (a ConfigMap mount swaps a
     symlink to publish new files): what changes when a destination is added, replaced or removed."""
     found = {}
-    for path in _image_paths(directory, quiet=True):
+    for path in _image_paths(directory, quiet):
         try:
             info = path.stat()
             found[path.name] = (info.st_size, info.st_mtime_ns, info.st_ino)
@@ -125,7 +123,7 @@ def listing(directory: Path) -> dict[str, tuple[int, int, int]]:
     return found
 
 
-def _image_paths(directory: Path, quiet: bool = False) -> list[Path]:
+def _image_paths(directory: Path, quiet: bool) -> list[Path]:
     """The directory's entries with an image suffix; an unreadable directory stops the service being ready."""
     try:
         entries = sorted(directory.iterdir())

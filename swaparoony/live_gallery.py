@@ -45,15 +45,19 @@ class LiveGallery:
         self.prepare = prepare
         self.view = GalleryView(Gallery([]))
         self._problem: str | None = None
+        self._listed = False
 
     async def reload(self) -> bool:
         """Analyse what changed since the last view and publish the new view; False when nothing changed."""
-        now = await asyncio.to_thread(listing, self.directory)
         old = self.view
-        if now == old.listing and old.gallery.destinations.keys() == now.keys():
+        now = await asyncio.to_thread(listing, self.directory, self._listed)  # an empty directory is warned of once
+        self._listed = True
+        if now == old.listing:
             return False
         unchanged = frozenset(name for name, stamp in now.items() if old.listing.get(name) == stamp)
-        gallery = await Gallery.load(self.directory, self.models, self.decode, self.max_bytes, old.gallery, unchanged)
+        kept = [old.gallery.destinations[name] for name in unchanged]
+        changed = [self.directory / name for name in now if name not in unchanged]
+        gallery = await Gallery.load(changed, self.models, self.decode, self.max_bytes, kept)
         outputs = await asyncio.to_thread(self._outputs, gallery, old.outputs, unchanged)
         self.view = GalleryView(gallery, outputs, now)
         added, removed = now.keys() - old.listing.keys(), old.listing.keys() - now.keys()
