@@ -27,6 +27,7 @@ from http_api.metrics import OutcomeMiddleware, service_metrics
 from http_api.model_client import BatchedFaceModels
 from http_api.readiness import ReadinessMiddleware
 from http_api.front_door import FrontDoorMiddleware
+from http_api.gallery_admin import gallery_admin
 from http_api.openapi import public_document
 from http_api.schemas import (
     ARCHIVE, PICTURE, SWAP_RESPONSE, DestinationNames, DestinationOut, FaceId, FaceOut, FaceSwapBatchItem, ImageUpload,
@@ -48,6 +49,7 @@ logger.setLevel(logging.INFO)
 settings = Settings.from_env()
 
 request_parsing.install(settings)
+compat.app.include_router(gallery_admin(settings.admin_token, lambda: bentoml.get_current_service().engine()))
 request_log.install()
 keep_sockets_until_workers_stop()
 
@@ -316,12 +318,8 @@ class Swaparoony:
     @bentoml.api(route="/destinations")
     @answers_errors
     async def destinations(self) -> list[DestinationOut]:
-        """The destination gallery, with each portrait's face count or why it cannot be used."""
-        gallery = (await self.engine()).gallery
-        return [
-            DestinationOut(name=d.name, width=d.size[0], height=d.size[1], faces=len(d.faces), reason=d.reason)
-            for d in gallery.destinations.values()
-        ]
+        """The destination gallery in its order, with each portrait's faces, title, or why it cannot be used."""
+        return [DestinationOut.of(d) for d in (await self.engine()).gallery.destinations.values()]
 
 
 media_types.pin(FaceModels)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swaparoony.errors import (
-    BadRequest, DecodeTooCostly, FaceIdOutOfRange, NoFaceFound, ServiceNotReady, SigningFailed, SwaparoonyError,
+    BadRequest, DecodeTooCostly, FaceIdOutOfRange, GalleryNotWritable, NoFaceFound, ServiceNotReady, SigningFailed, SwaparoonyError,
     UndecodableImage, UnknownDestination, UnsupportedImageFormat, UploadTooLarge,
 )
 from swaparoony.image_file import HINT
@@ -81,6 +81,10 @@ ERRORS: dict[int, ErrorStatus] = {
                      (NoFaceFound, FaceIdOutOfRange, DecodeTooCostly),
                      {"error": "source_face_id=4 is out of range: 3 face(s) found in the upload; use 1 to 3, counted left "
                                "to right.", "code": "face_id_out_of_range"}),
+    409: ErrorStatus("The destinations directory cannot be changed (operator routes only).", (GalleryNotWritable,),
+                     {"error": "The destinations directory cannot be changed (Read-only file system). Mount a writable "
+                               "volume there (a PVC; a ConfigMap is read-only) to manage the gallery over the API.",
+                      "code": "gallery_not_writable"}),
     500: ErrorStatus("The server failed (a picture it could not sign is never sent unmarked); its log says why.",
                      (SigningFailed,),
                      {"error": "The server failed to process the request; the log says why.", "code": "internal_error"}),
@@ -91,10 +95,13 @@ ERRORS: dict[int, ErrorStatus] = {
                                "or fewer destinations.", "code": "timeout"}),
 }
 NO_UPLOAD = (500, 503, 504)
+OPERATOR_ONLY = (409,)
 TAGS = [
     {"name": "Service APIs", "description": "Face swap: start with /faces_image, then /swap_image or /swap_sheet."},
     {"name": "Original Swaparoony API", "description": "The original service's routes, for its React booth frontend "
                                                        "and scripts: same engine, original bodies."},
+    {"name": "Gallery (operators)", "description": "Add, replace and remove destination portraits with the operator "
+                                                   "token (SWAPAROONY_ADMIN_TOKEN); Authorize with it first."},
     {"name": "Infrastructure", "description": "Probes and Prometheus metrics."},
 ]
 ERROR_SCHEMA = {
@@ -134,7 +141,8 @@ def public_document(generated: dict[str, Any], version: str, max_upload_bytes: i
         takes_upload = bool(form)
         operation["responses"] = {
             "200": _success(operation["responses"].get("200", {}), path in picture_routes, path in archive_routes),
-            **{str(status): _error(error) for status, error in ERRORS.items() if takes_upload or status in NO_UPLOAD},
+            **{str(status): _error(error) for status, error in ERRORS.items()
+               if status not in OPERATOR_ONLY and (takes_upload or status in NO_UPLOAD)},
         }
     return doc
 

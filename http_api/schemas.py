@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 
 from swaparoony.engine import SwapOutcome
 from swaparoony.errors import SwaparoonyError
+from swaparoony.gallery import Destination
 
 from .request_parsing import FILE_HINT
 
@@ -105,6 +106,17 @@ class DestinationOut(BaseModel):
     height: int
     faces: int
     reason: str | None = None
+    title: str | None = Field(None, description="The display title from the gallery index (gallery.json), if any")
+    swappable_faces: list[int] = Field(description="The destination_face_id values this portrait takes")
+
+    @classmethod
+    def of(cls, destination: Destination) -> DestinationOut:
+        """How /destinations and the operator routes describe a portrait."""
+        offered = destination.info.faces
+        swappable = [i for i in range(1, len(destination.faces) + 1) if offered is None or i in offered]
+        return cls(name=destination.name, width=destination.size[0], height=destination.size[1],
+                   faces=len(destination.faces), reason=destination.reason, title=destination.info.title,
+                   swappable_faces=swappable)
 
 
 def error_response(exc: SwaparoonyError) -> JSONResponse:

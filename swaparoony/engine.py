@@ -13,6 +13,7 @@ from .face_detector import faces_from_detections, letterbox
 from .face_helper import PasteRegion, align_matrix, crop_face, paste_back
 from .face_recognizer import RECOGNIZER_SIZE
 from .gallery import Destination, Gallery
+from .gallery_editor import GalleryEditor
 from .image_file import DecodeLimits
 from .jpeg_splice import encode_banded
 from .live_gallery import LiveGallery
@@ -99,6 +100,7 @@ class SwapEngine:
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = asyncio.Semaphore(settings.decode_processes)  # waiters queue here, not in threads
+        self.editor = GalleryEditor(self.live, self._count_faces, settings.max_upload_bytes)
 
     @classmethod
     async def start(cls, models: FaceModels, settings: Settings, telemetry: Telemetry | None = None) -> SwapEngine:
@@ -191,6 +193,13 @@ class SwapEngine:
             (swapped,) = await self.models.swap_faces([FaceSwapRequest(crop, [d.faces[face_index].crop for d in targets])])
         return len(faces), list(zip(targets, swapped)), skipped
 
+    async def _count_faces(self, portrait: bytes) -> int:
+        """Faces in a portrait an operator is adding, decoded as a destination is."""
+        frame = (await self.decode(portrait, self.destination_limits)).frame
+        canvas, scale = await asyncio.to_thread(letterbox, frame)
+        (detections,) = await self.models.detect([canvas])
+        return len(faces_from_detections(detections, scale))
+
     def _prepare(self, destination: Destination) -> PreparedOutput:
         """A usable destination's JPEG in bands, labelled base and parent ingredient, made once per file."""
         return prepare(destination, self.marker, self.settings.jpeg_quality, self.settings.visible_label)
@@ -279,4 +288,7 @@ def _unusable(destination: Destination, face_id: int) -> str | None:
         return destination.reason
     if not 1 <= face_id <= len(destination.faces):
         return f"destination_face_id={face_id} is out of range: it has {len(destination.faces)} face(s)"
+    allowed = destination.info.faces
+    if allowed is not None and face_id not in allowed:
+        return f"destination_face_id={face_id} is not offered: the operator allows face(s) {list(allowed)} of it"
     return None

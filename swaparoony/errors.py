@@ -9,6 +9,7 @@ SwaparoonyError
 ├── DecodeTooCostly (422)
 ├── NoFaceFound (422)
 ├── FaceIdOutOfRange (422)
+├── GalleryNotWritable (409)
 ├── SigningFailed (500)
 └── ServiceNotReady (503)
     ├── ModelsUnavailable
@@ -91,6 +92,14 @@ class FaceIdOutOfRange(SwaparoonyError):
     status = 422
     short = "face_id_out_of_range"
     title = "Face id out of range"
+
+
+class GalleryNotWritable(SwaparoonyError):
+    """The destinations directory cannot take a new or removed portrait (read-only mount, full disk)."""
+
+    status = 409
+    short = "gallery_not_writable"
+    title = "Gallery not writable"
 
 
 class ServiceNotReady(SwaparoonyError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import stat
@@ -22,6 +23,7 @@ from .face_helper import (
     paste_region,
 )
 from .face_swapper import SWAPPER_SIZE
+from .gallery_index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
 from .model_set import FaceModels
 from .model_specs import MASK_MARGIN, MASK_SIGMA
 from .types import DecodedImage, Face, Frame
@@ -55,6 +57,8 @@ class Destination:
     reason: str | None = None
     file: bytes = b""
     """The file as the operator gave it: the parent its results name in their content credentials."""
+    info: DestinationInfo = NOT_SAID
+    """The gallery index's title, order and swappable faces for it."""
 
     @property
     def media_type(self) -> str:
@@ -68,10 +72,17 @@ class Destination:
 
 
 class Gallery:
-    """Destinations by file name, in name order."""
+    """Destinations by file name, in the index's order, then name order."""
 
-    def __init__(self, destinations: list[Destination]) -> None:
-        self.destinations = {destination.name: destination for destination in destinations}
+    def __init__(self, destinations: list[Destination], index: GalleryIndex | None = None) -> None:
+        self.index = index or GalleryIndex({})
+        arranged = [dataclasses.replace(d, info=self.index.info(d.name)) for d in destinations]
+        arranged.sort(key=lambda d: (d.info.order is None, d.info.order or 0, d.name))
+        self.destinations = {destination.name: destination for destination in arranged}
+
+    def arranged(self, index: GalleryIndex) -> Gallery:
+        """The same destinations, arranged and described by another index."""
+        return Gallery(list(self.destinations.values()), index)
 
     @property
     def usable(self) -> bool:
@@ -80,7 +91,7 @@ class Gallery:
 
     @classmethod
     async def load(cls, paths: list[Path], models: FaceModels, decode: Decode, max_bytes: int,
-                   kept: list[Destination]) -> Gallery:
+                   kept: list[Destination], index: GalleryIndex | None = None) -> Gallery:
         """Read and decode these image files off the event loop and detect all their faces in one batched call; the
         gallery is them and the destinations kept as they are."""
         read = await asyncio.gather(*(_read(path, decode, max_bytes) for path in paths))
@@ -96,7 +107,7 @@ class Gallery:
         for destination in loaded + broken:
             logger.info("destination %s: %d face(s)%s", destination.name, len(destination.faces),
                         f" ({destination.reason})" if destination.reason else "")
-        return cls(sorted(kept + loaded + broken, key=lambda d: d.name))
+        return cls(kept + loaded + broken, index)
 
     def select(self, names: list[str] | None) -> list[Destination]:
         """The named destinations in the order given, or all of them; unknown names are an error."""
@@ -111,8 +122,8 @@ class Gallery:
 
 
 def listing(directory: Path, quiet: bool = False) -> dict[str, tuple[int, int, int]]:
-    """Each image file's size, modification time and inode, following symlinks (a ConfigMap mount swaps a
-    symlink to publish new files): what changes when a destination is added, replaced or removed."""
+    """Each image file's (and the index's) size, modification time and inode, following symlinks (a ConfigMap
+    mount swaps a symlink to publish new files): what changes when a destination is added, replaced or removed."""
     found = {}
     for path in _image_paths(directory, quiet):
         try:
@@ -136,10 +147,10 @@ def _image_paths(directory: Path, quiet: bool) -> list[Path]:
         raise GalleryUnavailable(
             f"The destinations directory cannot be read ({exc.strerror or type(exc).__name__}); the server log names it."
         ) from exc
-    paths = [path for path in entries if path.suffix.lower() in IMAGE_SUFFIXES]
+    paths = [path for path in entries if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")]
     if not paths and not quiet:
         logger.warning("no destination images in %s", directory.resolve())
-    return paths
+    return paths + [path for path in entries if path.name == INDEX_NAME]
 
 
 async def _read(path: Path, decode: Decode, max_bytes: int) -> tuple[str, Frame, bytes, str | None]:

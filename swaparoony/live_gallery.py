@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import GalleryUnavailable
-from .gallery import Decode, Destination, Gallery, listing
+from .gallery import Decode, Destination, Gallery, listing, read_regular_file
+from .gallery_index import INDEX_NAME, read_index
 from .model_set import FaceModels
 from .prepared_output import PreparedOutput
 
@@ -46,22 +47,31 @@ class LiveGallery:
         self.view = GalleryView(Gallery([]))
         self._problem: str | None = None
         self._listed = False
+        self._reloading = asyncio.Lock()  # the poll and an operator's write never analyse at once
 
     async def reload(self) -> bool:
         """Analyse what changed since the last view and publish the new view; False when nothing changed."""
+        async with self._reloading:
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         old = self.view
         now = await asyncio.to_thread(listing, self.directory, self._listed)  # an empty directory is warned of once
         self._listed = True
         if now == old.listing:
             return False
-        unchanged = frozenset(name for name, stamp in now.items() if old.listing.get(name) == stamp)
+        index = old.gallery.index
+        if now.get(INDEX_NAME) != old.listing.get(INDEX_NAME):
+            index = await asyncio.to_thread(read_index, self.directory, read_regular_file)
+        images, before = _images(now), _images(old.listing)
+        unchanged = frozenset(name for name, stamp in images.items() if before.get(name) == stamp)
         kept = [old.gallery.destinations[name] for name in unchanged]
-        changed = [self.directory / name for name in now if name not in unchanged]
-        gallery = await Gallery.load(changed, self.models, self.decode, self.max_bytes, kept)
+        changed = [self.directory / name for name in images if name not in unchanged]
+        gallery = await Gallery.load(changed, self.models, self.decode, self.max_bytes, kept, index)
         outputs = await asyncio.to_thread(self._outputs, gallery, old.outputs, unchanged)
         self.view = GalleryView(gallery, outputs, now)
-        added, removed = now.keys() - old.listing.keys(), old.listing.keys() - now.keys()
-        replaced = now.keys() - added - unchanged
+        added, removed = images.keys() - before.keys(), before.keys() - images.keys()
+        replaced = images.keys() - added - unchanged
         if old.listing or removed:
             logger.info("gallery reloaded: added %s, replaced %s, removed %s; %d usable",
                         sorted(added), sorted(replaced), sorted(removed), len(outputs))
@@ -88,3 +98,7 @@ class LiveGallery:
         if problem != self._problem:
             logger.error("gallery not reloaded, the last one stays in use: %s", problem)
         self._problem = problem
+
+
+def _images(found: Listing) -> Listing:
+    return {name: stamp for name, stamp in found.items() if name != INDEX_NAME}

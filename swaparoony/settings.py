@@ -52,6 +52,8 @@ class Settings:
     max_queued_requests: int = 256
     cors_origins: tuple[str, ...] = ()
     api_token: str | None = None
+    admin_token: str | None = None
+    """Opens PUT and DELETE /destinations/{name} to whoever sends it; None: those routes answer 403."""
     max_form_field_bytes: int = 64 * 1024
     """A text form field (a face id, destination names, a format) is never near this."""
     max_form_parts: int = 16
@@ -113,6 +115,7 @@ class Settings:
             max_queued_requests=_bounded_int(env, "SWAPAROONY_MAX_QUEUED_REQUESTS", defaults.max_queued_requests, 0, 65536),
             cors_origins=_names(env, "SWAPAROONY_CORS_ORIGINS"),
             api_token=env.get("SWAPAROONY_API_TOKEN") or None,
+            admin_token=_secret(env, "SWAPAROONY_ADMIN_TOKEN", env.get("SWAPAROONY_API_TOKEN")),
             content_credentials=_choice(env, "SWAPAROONY_CONTENT_CREDENTIALS", defaults.content_credentials, CREDENTIALS_MODES),
             **_signing_files(env),
             state_dir=Path(env["SWAPAROONY_STATE_DIR"]) if env.get("SWAPAROONY_STATE_DIR") else _default_state_dir(env),
@@ -153,6 +156,16 @@ def _label(env: Mapping[str, str], name: str) -> str | None:
     if len(raw) > 40 or not all(" " <= c <= "~" for c in raw):
         raise SettingsError(f"{name} must be on, off, or printable ASCII text of up to 40 characters")
     return raw
+
+
+def _secret(env: Mapping[str, str], name: str, other: str | None) -> str | None:
+    """A token of at least 16 characters that is not the API token (a kiosk holds that one), or None."""
+    value = env.get(name, "").strip() or None
+    if value is not None and len(value) < 16:
+        raise SettingsError(f"{name} must be at least 16 characters (e.g. `openssl rand -hex 24`)")
+    if value is not None and value == other:
+        raise SettingsError(f"{name} must differ from SWAPAROONY_API_TOKEN: the booth's kiosk holds the API token")
+    return value
 
 
 def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server, encode, upload_image
+from conftest import Server, encode, start_server, stop_server, upload_image
+from generated_models import draw_faces
 
 CHROMIUM = "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -123,3 +124,38 @@ def test_swap_zip_offers_the_archive_as_a_download(page: object, photo: Path) ->
     link.wait_for()
     assert link.get_attribute("download") == "swaparoony.zip" and link.get_attribute("href").startswith("blob:")
     shot(block.locator(".live-responses-table"), "swap_zip")
+
+
+def test_an_operator_authorizes_and_adds_a_portrait(browser: object, tmp_path: Path, models_dir: Path,
+                                                     gallery_dir: Path) -> None:
+    directory = tmp_path / "destinations"
+    shutil.copytree(gallery_dir, directory)
+    portrait = tmp_path / "sponsor.jpg"
+    portrait.write_bytes(encode(draw_faces((640, 640), [(320, 320)])))
+    token = "operator-token-for-the-browser"
+    operator = start_server(tmp_path / "server", {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_ADMIN_TOKEN": token,
+                                                  "SWAPAROONY_DESTINATIONS_DIR": str(directory)})
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(operator.url + "/")
+        page.locator(".btn.authorize").first.click()
+        modal = page.locator(".modal-ux")
+        modal.locator("input").first.fill(token)
+        modal.locator("button.authorize").first.click()
+        modal.locator("button.btn-done").first.click()
+        block = page.locator("[id$='-put_destination_destinations__name__put']").first
+        block.locator(".opblock-summary").click()
+        block.locator(".try-out__btn").click()
+        block.locator("tr[data-param-name='name'] input").fill("sponsor.jpg")
+        block.locator("input[type=file]").set_input_files(str(portrait))
+        block.locator(".execute").click()
+        block.locator(".live-responses-table tbody .response-col_status").first.wait_for()
+        assert status_of(block) == "201"
+        assert '"swappable_faces"' in block.locator(".live-responses-table tbody .response-col_description").first.inner_text()
+        shot(block, "operator_put_destination")
+        assert (directory / "sponsor.jpg").read_bytes() == portrait.read_bytes()
+    finally:
+        context.close()
+        stop_server(operator.process)

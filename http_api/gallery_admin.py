@@ -1,0 +1,90 @@
+"""The operator routes that change the gallery: PUT and DELETE /destinations/{name}, behind the operator token.
+
+The token is separate from the API token (a booth's kiosk has that one); without SWAPAROONY_ADMIN_TOKEN the
+routes stay closed and say how to open them. They are mounted on the FastAPI app beside the original API,
+since BentoML's typed APIs have no path parameters.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, File, Security, UploadFile
+from fastapi import Path as PathParameter
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from swaparoony.engine import SwapEngine
+from swaparoony.errors import SwaparoonyError
+
+from .schemas import DestinationOut, error_response
+
+PATH = "/destinations/{name}"
+TAG = "Gallery (operators)"
+CLOSED = ("Managing the gallery over the API is turned off: the operator sets SWAPAROONY_ADMIN_TOKEN on the server "
+          "and sends 'Authorization: Bearer <that token>'.")
+WRONG = "Missing or wrong operator token: send 'Authorization: Bearer <SWAPAROONY_ADMIN_TOKEN>'."
+NAME = PathParameter(description="The portrait's file name (JPEG, PNG or WebP; no folders)", examples=["booth_2026.jpg"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": why, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for status, why in {
+        400: "Not a usable file name, or not an image", 403: "The operator token is missing or wrong, or not configured",
+        404: "No such destination (DELETE)", 409: "The destinations directory is read-only or full",
+        413: "Over the byte or pixel limit", 415: "Not JPEG, PNG or WebP, or not the format its name says",
+        422: "No face in the portrait (PUT), or too costly to decode", 503: "The models are not loaded",
+    }.items()
+}
+
+bearer = HTTPBearer(auto_error=False, scheme_name="operatorToken",
+                    description="The operator token, SWAPAROONY_ADMIN_TOKEN (not the API token).")
+Engine = Callable[[], Awaitable[SwapEngine]]
+
+
+def gallery_admin(token: str | None, engine: Engine) -> APIRouter:
+    """The operator routes, refusing every call unless `token` is set and sent."""
+    router = APIRouter(tags=[TAG])
+    expected = token.encode() if token else None
+
+    def refusal(credentials: HTTPAuthorizationCredentials | None) -> JSONResponse | None:
+        if expected is None:
+            return JSONResponse({"error": CLOSED, "code": "admin_disabled"}, status_code=403)
+        supplied = credentials.credentials.encode() if credentials else b""
+        if not hmac.compare_digest(supplied, expected):
+            return JSONResponse({"error": WRONG, "code": "forbidden"}, status_code=403)
+        return None
+
+    @router.put(PATH, summary="Add or replace a destination portrait (operators)", status_code=201,
+                response_model=DestinationOut,
+                responses={201: {"description": "Added, and analysed"},
+                           200: {"model": DestinationOut, "description": "Replaced, and analysed again"}, **ERRORS})
+    async def put_destination(name: str = NAME, image: UploadFile = File(..., description="The portrait: a clearly visible face"),
+                              credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Response:
+        """Writes the portrait into the destinations directory after checking it decodes within the upload limits and
+        has a face; the gallery reloads at once here and on every replica sharing the directory within its poll.
+        201 for a new portrait, 200 for a replaced one."""
+        denied = refusal(credentials)
+        if denied is not None:
+            return denied
+        try:
+            destination, new = await (await engine()).editor.put(name, await image.read())
+        except SwaparoonyError as exc:
+            return error_response(exc)
+        return JSONResponse(DestinationOut.of(destination).model_dump(), status_code=201 if new else 200)
+
+    @router.delete(PATH, summary="Remove a destination portrait (operators)", status_code=204,
+                   response_class=Response, responses=ERRORS)
+    async def delete_destination(name: str = NAME,
+                                 credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Response:
+        """Deletes the portrait's file; it leaves the gallery at once here and on other replicas within their poll."""
+        denied = refusal(credentials)
+        if denied is not None:
+            return denied
+        try:
+            await (await engine()).editor.remove(name)
+        except SwaparoonyError as exc:
+            return error_response(exc)
+        return Response(status_code=204)
+
+    return router
