@@ -33,7 +33,7 @@ from http_api.schemas import (
     ARCHIVE, PICTURE, SWAP_RESPONSE, DestinationNames, DestinationOut, FaceId, FaceOut, FaceSwapBatchItem, ImageUpload,
     OutputFormat, answers_errors, swap_json,
 )
-from http_api.shutdown import drain_on_sigterm, keep_sockets_until_workers_stop
+from http_api.shutdown import DrainMarks, drain_on_sigterm, keep_sockets_until_workers_stop
 from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine, SwapOptions
 from swaparoony.results_archive import results_archive
 from swaparoony.errors import (
@@ -76,11 +76,12 @@ BATCHING: dict[str, Any] = (
 
 
 @bentoml.service(
-    name="swaparoony-models", resources={"gpu": 1}, workers=1, traffic={"timeout": TIMEOUT_S},
-    runner_connection=KEEP_CONNECTIONS,
+    name="swaparoony-models", resources={"gpu": settings.model_workers}, workers=settings.model_workers,
+    traffic={"timeout": TIMEOUT_S}, runner_connection=KEEP_CONNECTIONS,
 )
 class FaceModels:
-    """Owns the ONNX Runtime sessions; one worker, so a GPU holds one copy of each model."""
+    """Owns the ONNX Runtime sessions: one worker per GPU, pinned to it, so each GPU holds one copy of each model
+    and batches its own calls."""
 
     if bento_models.stored_dir() is not None:
         # `bentoml build` packs the store's model into the Bento only when there is one to pack.
@@ -89,11 +90,13 @@ class FaceModels:
     def __init__(self) -> None:
         self.model_set: ModelSet | None = None
         self.problem: str | None = None
-        self.api_workers_drained = 0
+        self.drained = DrainMarks()
+        self.drained.clear()
         models_dir = settings.models_dir or bento_models.stored_dir() or DEFAULT_MODELS_DIR
+        device = ((bentoml.server_context.worker_index or 1) - 1) % settings.model_workers  # BentoML counts from 1
         try:
             self.model_set = ModelSet.load(models_dir, settings.providers, settings.detection_threshold, settings.detector,
-                                           settings.rebatch, ModelCache(settings.state_dir))
+                                           settings.rebatch, ModelCache(settings.state_dir), device)
             logger.info("models ready, providers %s, batch as one call %s", self.model_set.providers,
                         self.model_set.batching)
         except AcceleratorUnavailable:
@@ -108,12 +111,7 @@ class FaceModels:
     @bentoml.on_startup
     async def keep_serving_while_the_api_drains(self) -> None:
         """On SIGTERM, answer model calls until every API worker has finished its in-flight requests."""
-        drain_on_sigterm(lambda: self.api_workers_drained >= settings.api_workers, TIMEOUT_S + BACKSTOP_S)
-
-    @bentoml.api
-    async def api_worker_drained(self) -> None:
-        """Called by each API worker once its last request is answered, as it shuts down."""
-        self.api_workers_drained += 1
+        drain_on_sigterm(lambda: self.drained.count() >= settings.api_workers, TIMEOUT_S + BACKSTOP_S)
 
     @bentoml.api
     def status(self) -> dict[str, Any]:
@@ -181,9 +179,9 @@ class Swaparoony:
         if self._engine is not None:
             self._engine.close()
         try:
-            await asyncio.wait_for(self.models.to_async.api_worker_drained(), 10)
-        except Exception as exc:  # it gives up waiting on its own; nothing is lost
-            logger.warning("could not tell the model service this worker has drained: %r", exc)
+            DrainMarks().mark()
+        except OSError as exc:  # the model service gives up waiting on its own; nothing is lost
+            logger.warning("could not tell the model service this worker has drained: %s", exc)
 
     async def _prepare_with_retries(self) -> None:
         for _ in range(600):

@@ -5,18 +5,48 @@ finishes its in-flight requests (each ends by the request deadline), but those r
 the model service, which would otherwise close its socket at once and turn them into 503s. So the
 model service keeps serving until each API worker has said, from its shutdown hook, that it is done,
 or until the longest a request may take has passed.
+
+An API worker says so with a file, not a call: with several model workers (one per GPU) a call would reach
+only one of them, and each must know.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("swaparoony")
+
+
+class DrainMarks:
+    """One empty file per drained API worker, in a directory of this server's own (its workers share a parent)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or Path(tempfile.gettempdir()) / f"swaparoony-drained-{os.getppid()}"
+
+    def clear(self) -> None:
+        """Forget marks a previous run left (a container restarted on the same emptyDir /tmp, as the same PID)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def mark(self) -> None:
+        """This API worker has answered its last request."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (self.directory / str(os.getpid())).touch()
+
+    def count(self) -> int:
+        """How many API workers have drained."""
+        try:
+            return sum(1 for _ in self.directory.iterdir())
+        except FileNotFoundError:
+            return 0
 
 
 def drain_on_sigterm(drained: Callable[[], bool], max_drain_s: float) -> None:

@@ -53,8 +53,10 @@ class ModelSet:
 
     @classmethod
     def load(cls, models_dir: Path, providers: tuple[str, ...] | None, threshold: float,
-             detector: str = DEFAULT_DETECTOR, rebatch: Rebatch = "auto", cache: ModelCache | None = None) -> ModelSet:
-        """Open the chosen detector, w600k_r50 and inswapper under models_dir, each checked by its contract.
+             detector: str = DEFAULT_DETECTOR, rebatch: Rebatch = "auto", cache: ModelCache | None = None,
+             device_id: int = 0) -> ModelSet:
+        """Open the chosen detector, w600k_r50 and inswapper under models_dir (on GPU device_id when CUDA is
+        chosen), each checked by its contract.
 
         rebatch: whether a batch-1 model gets a free-batch copy (auto: on CUDA, where batches pay; on CPU a
         batch costs what its items cost, and the check would cost seconds of start-up).
@@ -65,21 +67,22 @@ class ModelSet:
         chosen = providers or default_providers()
         if CUDA in chosen and hasattr(ort, "preload_dlls"):
             ort.preload_dlls()  # CUDA and cuDNN from NVIDIA's pip wheels (onnxruntime-gpu[cuda,cudnn])
-        logger.info("loading models from %s with providers %s", models_dir.resolve(), list(chosen))
+        logger.info("loading models from %s with providers %s%s", models_dir.resolve(), list(chosen),
+                    f" on GPU {device_id}" if CUDA in chosen else "")
         batches = rebatch == "on" or (rebatch == "auto" and CUDA in chosen)
         loaded: dict[str, tuple[ort.InferenceSession, ModelLayout]] = {}
         emap = None
         for spec in specs:
             path = models_dir / spec.relative_path
             warn_if_not_release(path, spec, cache.sha256)
-            session, layout = open_session(path, spec, chosen)
+            session, layout = open_session(path, spec, chosen, device_id=device_id)
             parsed = _parse(path) if batches and not layout.batch_free else None  # the one parse, if any
             if spec.trailing_initializer_shape:
                 emap = cache.emap(path, spec, parsed)
             if parsed is not None:
                 copy = free_batch_copy(parsed).SerializeToString()
                 del parsed  # one 554 MB copy of inswapper in Python at a time, not two
-                session, layout = _batched(path, spec, chosen, session, layout, copy)
+                session, layout = _batched(path, spec, chosen, session, layout, copy, device_id)
                 del copy
             loaded[spec.role] = (session, layout)
         _return_freed_memory()
@@ -145,10 +148,10 @@ def _parse(path: Path) -> onnx.ModelProto:
 
 
 def _batched(path: Path, spec: ModelSpec, providers: tuple[str, ...], session: ort.InferenceSession,
-             layout: ModelLayout, copy: bytes) -> tuple[ort.InferenceSession, ModelLayout]:
+             layout: ModelLayout, copy: bytes, device_id: int) -> tuple[ort.InferenceSession, ModelLayout]:
     """The free-batch copy's session if it agrees with the original, else the original (logged either way)."""
     try:
-        batched, batched_layout = open_session(path, spec, providers, copy)
+        batched, batched_layout = open_session(path, spec, providers, copy, device_id)
         why = None if batched_layout.batch_free else "its batch axis stayed fixed"
     except ModelFileInvalid as exc:
         why = f"the free-batch copy does not load ({exc})"

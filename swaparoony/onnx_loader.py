@@ -57,13 +57,14 @@ def session_options() -> ort.SessionOptions:
     return options
 
 
-def open_session(path: Path, spec: ModelSpec, providers: Sequence[str],
-                 model: bytes | None = None) -> tuple[ort.InferenceSession, ModelLayout]:
-    """A session (from the file, or from model bytes derived from it) checked against its role's contract;
-    a CUDA request that silently came up on CPU is refused."""
+def open_session(path: Path, spec: ModelSpec, providers: Sequence[str], model: bytes | None = None,
+                 device_id: int = 0) -> tuple[ort.InferenceSession, ModelLayout]:
+    """A session (from the file, or from model bytes derived from it) on the given GPU when CUDA is asked for,
+    checked against its role's contract; a CUDA request that silently came up on CPU is refused."""
+    cuda = {**CUDA_OPTIONS, "device_id": str(device_id)}
     try:
         session = ort.InferenceSession(model if model is not None else str(path), sess_options=session_options(),
-                                       providers=[(p, CUDA_OPTIONS) if p == CUDA else p for p in providers])
+                                       providers=[(p, cuda) if p == CUDA else p for p in providers])
     except Exception as exc:  # ORT raises its own untyped errors for corrupt protobufs
         expected = f" (expected {spec.size:,} bytes, SHA-256 {spec.sha256})" if spec.sha256 else ""
         raise ModelFileInvalid(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .cpu_budget import default_api_workers
+from .gpu_budget import default_model_workers
 from .model_specs import DETECTORS
 
 MIB = 1024 * 1024
@@ -43,6 +44,8 @@ class Settings:
     max_latency_ms: int = 60_000
     api_workers: int = 1
     """from_env's default is cpu_budget.default_api_workers(): what the node's CPUs allow."""
+    model_workers: int = 1
+    """Processes of the model service, each pinned to its own GPU; from_env's default: one per visible GPU."""
     request_timeout_s: int = 290
     decode_processes: int = 2
     decode_timeout_s: float = 5.0
@@ -107,6 +110,7 @@ class Settings:
             max_batch_size=_positive_int(env, "SWAPAROONY_MAX_BATCH_SIZE", defaults.max_batch_size),
             max_latency_ms=_positive_int(env, "SWAPAROONY_MAX_LATENCY_MS", defaults.max_latency_ms),
             api_workers=_bounded_int(env, "SWAPAROONY_API_WORKERS", default_api_workers(), 1, 64),
+            model_workers=_bounded_int(env, "SWAPAROONY_MODEL_WORKERS", _gpu_workers(env), 1, 64),
             request_timeout_s=_bounded_int(env, "SWAPAROONY_REQUEST_TIMEOUT_S", defaults.request_timeout_s, 1, 3600),
             decode_processes=_bounded_int(env, "SWAPAROONY_DECODE_PROCESSES", defaults.decode_processes, 1, 64),
             decode_timeout_s=_bounded_float(env, "SWAPAROONY_DECODE_TIMEOUT_S", defaults.decode_timeout_s, 0.1, 300.0),
@@ -156,6 +160,16 @@ def _label(env: Mapping[str, str], name: str) -> str | None:
     if len(raw) > 40 or not all(" " <= c <= "~" for c in raw):
         raise SettingsError(f"{name} must be on, off, or printable ASCII text of up to 40 characters")
     return raw
+
+
+def _gpu_workers(env: Mapping[str, str]) -> int:
+    """One per visible GPU unless the operator chose CPU only; the GPU count is only asked for when CUDA may run."""
+    providers = _names(env, "SWAPAROONY_PROVIDERS")
+    if providers:
+        return default_model_workers(env, "CUDAExecutionProvider" in providers)
+    import onnxruntime
+
+    return default_model_workers(env, "CUDAExecutionProvider" in onnxruntime.get_available_providers())
 
 
 def _secret(env: Mapping[str, str], name: str, other: str | None) -> str | None:

@@ -120,7 +120,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, costl
         sigterm = next(i for i, line in enumerate(log) if "swaparoony-models" in line and "SIGTERM" in line)
         served_after = [line for line in log[sigterm:] if "swaparoony-models" in line and "path=/swap" in line]
         assert served_after, "no model call was served after SIGTERM"
-        assert any("every API worker has drained" in line for line in log[sigterm:])
+        assert any("model service: every API worker has drained" in line for line in log[sigterm:])
     finally:
         stop_server(running.process)
 
