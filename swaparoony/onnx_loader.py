@@ -40,11 +40,22 @@ def require_files(models_dir: Path, specs: Sequence[ModelSpec]) -> None:
     lines = [f"model files missing under {models_dir.resolve()}:"]
     for spec in missing:
         lines.append(f"  {(models_dir / spec.relative_path).resolve()} (get it from {spec.sources[0].url})")
+        lines += [f"    found {found.resolve()} instead: move it there (the layout is InsightFace's)"
+                  for found in _elsewhere(models_dir, spec.relative_path)]
     lines.append(
         "Run `swaparoony models pull` (or `swaparoony models import --from DIR` for files you brought) and "
         "restart, or set SWAPAROONY_MODELS_DIR to where they are. " + LICENCE
     )
     raise ModelFileMissing("\n".join(lines))
+
+
+def _elsewhere(models_dir: Path, relative_path: str) -> list[Path]:
+    """Files of the same name in the wrong folder (a bucket or volume filled flat), a few levels down at most."""
+    name = Path(relative_path).name
+    try:
+        return [path for depth in ("", "*/", "*/*/") for path in models_dir.glob(depth + name) if path.is_file()][:3]
+    except OSError:
+        return []
 
 
 def session_options() -> ort.SessionOptions:

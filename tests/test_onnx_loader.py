@@ -37,6 +37,17 @@ def test_missing_files_are_listed_with_paths_and_sources(tmp_path: Path) -> None
         assert spec.sources[0].url in str(caught.value)
 
 
+def test_files_in_the_wrong_layout_are_found_and_the_move_named(models_dir: Path, tmp_path: Path) -> None:
+    # A data connection's bucket filled flat: every file at the top, none in buffalo_l/.
+    for spec in DEFAULT_MODELS:
+        shutil.copy(models_dir / spec.relative_path, tmp_path / Path(spec.relative_path).name)
+    with pytest.raises(ModelFileMissing) as caught:
+        ModelSet.load(tmp_path, None, 0.5)
+    message = str(caught.value)
+    assert f"{(tmp_path / 'buffalo_l' / 'det_10g.onnx').resolve()}" in message
+    assert f"found {(tmp_path / 'det_10g.onnx').resolve()} instead: move it there" in message
+
+
 def test_corrupt_file_names_the_file(models_dir: Path, tmp_path: Path) -> None:
     copied = copy_models(models_dir, tmp_path)
     (copied / SWAPPER.relative_path).write_bytes(b"<html>404 Not Found</html>")

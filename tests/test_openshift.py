@@ -17,7 +17,9 @@ import yaml
 
 OPENSHIFT = Path(__file__).resolve().parent.parent / "openshift"
 SCHEMAS = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "kserve"
-VARIANTS = ["overlays/gpu", "overlays/cpu", "plain"]
+VARIANTS = ["overlays/gpu", "overlays/cpu", "overlays/gpu-multi", "overlays/fleet", "plain"]
+KSERVE_VARIANTS = [v for v in VARIANTS if v != "plain"]
+BUILT_IN_KINDS = ("Deployment", "Service", "PersistentVolumeClaim", "ConfigMap")
 KSERVE_SCHEMAS = {"InferenceService": "InferenceService-v1beta1.schema.json", "ServingRuntime": "ServingRuntime-v1alpha1.schema.json"}
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (for `kubectl kustomize`) is not installed")
@@ -51,11 +53,11 @@ def kserve_validators() -> dict[str, jsonschema.Draft7Validator]:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_built_in_kinds_are_valid_in_strict_mode(variant: str) -> None:
     for kind, doc in render(variant).items():
-        if kind in ("Deployment", "Service"):
+        if kind in BUILT_IN_KINDS:
             kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
 
 
-@pytest.mark.parametrize("variant", ["overlays/gpu", "overlays/cpu"])
+@pytest.mark.parametrize("variant", KSERVE_VARIANTS)
 def test_kserve_kinds_match_the_crd_schemas(variant: str, kserve_validators: dict) -> None:
     docs = render(variant)
     for kind, validator in kserve_validators.items():
@@ -89,7 +91,7 @@ def test_port_probes_and_security_context(variant: str) -> None:
     assert context["capabilities"]["drop"] == ["ALL"] and context["seccompProfile"]["type"] == "RuntimeDefault"
     assert "runAsUser" not in context
     assert container["image"].startswith("quay.io/swaparoony/swaparoony:0.1.0")
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = env_of(container)
     assert env["HOME"] == "/tmp/home"  # on an emptyDir, since restricted-v2 gives no home directory
 
 
@@ -173,7 +175,7 @@ def test_the_signing_component_mounts_the_operators_secret(variant: str, tmp_pat
                                                             kserve_validators: dict) -> None:
     docs = render_with_component(variant, "signing", tmp_path)
     container = runtime_container(docs)
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = env_of(container)
     mount = next(m for m in container["volumeMounts"] if m["name"] == "signing")
     assert mount["readOnly"] is True
     assert env["SWAPAROONY_SIGNING_CERT"] == mount["mountPath"] + "/tls.crt"
@@ -184,5 +186,109 @@ def test_the_signing_component_mounts_the_operators_secret(variant: str, tmp_pat
     for kind, doc in docs.items():
         if kind in kserve_validators:
             assert not list(kserve_validators[kind].iter_errors(doc)), kind
-        elif kind in ("Deployment", "Service"):
+        elif kind in BUILT_IN_KINDS:
             kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def validate_all(docs: dict[str, dict[str, Any]], kserve_validators: dict) -> None:
+    """Every KServe kind against its CRD schema and every built-in kind against Kubernetes', both strict."""
+    for kind, doc in docs.items():
+        if kind in kserve_validators:
+            errors = [f"{list(e.absolute_path)}: {e.message}" for e in kserve_validators[kind].iter_errors(doc)]
+            assert not errors, f"{kind}: {errors}"
+        elif kind in BUILT_IN_KINDS:
+            kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def pod_spec(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return docs["ServingRuntime"]["spec"] if "ServingRuntime" in docs else docs["Deployment"]["spec"]["template"]["spec"]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+@pytest.mark.parametrize("variant", ["overlays/gpu", "plain"])
+@pytest.mark.parametrize("component", ["destinations-pvc", "destinations-configmap"])
+def test_the_gallery_comes_from_a_volume_the_live_reload_watches(variant: str, component: str, tmp_path: Path,
+                                                                 kserve_validators: dict) -> None:
+    docs = render_with_component(variant, component, tmp_path)
+    validate_all(docs, kserve_validators)
+    container = runtime_container(docs)
+    env = env_of(container)
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "destinations"]
+    assert env["SWAPAROONY_DESTINATIONS_DIR"] == mount["mountPath"]
+    assert [e["name"] for e in container["env"]].count("SWAPAROONY_DESTINATIONS_DIR") == 1
+    assert "SWAPAROONY_GALLERY_POLL_S" not in env  # live reload stays on at its default
+    (volume,) = [v for v in pod_spec(docs)["volumes"] if v["name"] == "destinations"]
+    if component == "destinations-pvc":
+        claim = docs["PersistentVolumeClaim"]
+        assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # replicas share it; the operator routes write it
+        assert env["SWAPAROONY_ADMIN_TOKEN"]["secretKeyRef"] == {"name": "swaparoony-admin", "key": "token", "optional": True}
+    else:
+        assert volume["configMap"]["name"] == "swaparoony-destinations" and mount["readOnly"] is True
+        assert "SWAPAROONY_ADMIN_TOKEN" not in env  # a ConfigMap cannot be written through the API
+
+
+@pytest.mark.parametrize("component", ["models-data-connection", "models-pvc"])
+def test_models_come_from_kserve_storage_at_mnt_models(component: str, tmp_path: Path, kserve_validators: dict) -> None:
+    docs = render_with_component("overlays/gpu", component, tmp_path)
+    validate_all(docs, kserve_validators)
+    model = docs["InferenceService"]["spec"]["predictor"]["model"]
+    if component == "models-data-connection":
+        assert model["storage"] == {"key": "aws-connection-swaparoony-models", "path": "swaparoony/"}
+    else:
+        assert model["storageUri"].startswith("pvc://")
+    assert env_of(runtime_container(docs))["SWAPAROONY_MODELS_DIR"] == "/mnt/models"  # where the storage initializer puts them
+
+
+def test_keda_autoscaling_scales_on_requests_in_flight(tmp_path: Path, kserve_validators: dict) -> None:
+    docs = render_with_component("overlays/gpu", "autoscaling-keda", tmp_path)
+    validate_all(docs, kserve_validators)
+    isvc = docs["InferenceService"]
+    predictor = isvc["spec"]["predictor"]
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "keda"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    assert 1 <= predictor["minReplicas"] < predictor["maxReplicas"]
+    assert predictor["deploymentStrategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}  # no spare GPU needed
+    (metric,) = predictor["autoScaling"]["metrics"]
+    query = metric["external"]["metric"]["query"]
+    assert 'swaparoony_requests_held{state="active"' in query  # the gauge test_faults.py reads from a live server
+    monitor = docs["PodMonitor"]
+    assert monitor["spec"]["selector"]["matchLabels"] == {"serving.kserve.io/inferenceservice": isvc["metadata"]["name"]}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["path"] == "/metrics" and endpoint["port"] in [p["name"] for p in runtime_container(docs)["ports"]]
+
+
+def test_serverless_autoscaling_scales_on_concurrency(tmp_path: Path, kserve_validators: dict) -> None:
+    from swaparoony.settings import Settings
+
+    docs = render_with_component("overlays/gpu", "autoscaling-serverless", tmp_path)
+    validate_all(docs, kserve_validators)
+    isvc = docs["InferenceService"]
+    predictor = isvc["spec"]["predictor"]
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+    assert "deploymentStrategy" not in predictor  # a Deployment's field; Knative rolls revisions itself
+    assert predictor["scaleMetric"] == "concurrency" and 1 <= predictor["minReplicas"] < predictor["maxReplicas"]
+    assert predictor["scaleTarget"] < predictor["containerConcurrency"] <= Settings().max_active_requests
+
+
+def test_multi_gpu_pods_get_one_model_worker_per_gpu() -> None:
+    from swaparoony.settings import Settings
+
+    model = render("overlays/gpu-multi")["InferenceService"]["spec"]["predictor"]["model"]
+    gpus = int(model["resources"]["limits"]["nvidia.com/gpu"])
+    assert gpus == int(model["resources"]["requests"]["nvidia.com/gpu"]) == 2
+    env = {e["name"]: e["value"] for e in model["env"]}
+    assert "SWAPAROONY_MODEL_WORKERS" not in env  # the default follows the GPUs the pod is given
+    visible = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, range(gpus))), **env}
+    assert Settings.from_env(visible).model_workers == gpus
+
+
+def test_the_fleet_overlay_combines_scaling_a_shared_gallery_and_data_connection_models(kserve_validators: dict) -> None:
+    docs = render("overlays/fleet")
+    validate_all(docs, kserve_validators)
+    env = env_of(runtime_container(docs))
+    assert env["SWAPAROONY_DESTINATIONS_DIR"] == "/mnt/destinations" and env["SWAPAROONY_MODELS_DIR"] == "/mnt/models"
+    assert docs["InferenceService"]["spec"]["predictor"]["maxReplicas"] > 1 and "PodMonitor" in docs
