@@ -30,11 +30,12 @@ from http_api.front_door import FrontDoorMiddleware
 from http_api.gallery_admin import gallery_admin
 from http_api.openapi import public_document
 from http_api.schemas import (
-    ARCHIVE, PICTURE, SWAP_RESPONSE, DestinationNames, DestinationOut, FaceId, FaceOut, FaceSwapBatchItem, ImageUpload,
-    OutputFormat, answers_errors, swap_json,
+    ARCHIVE, PICTURE, SWAP_RESPONSE, DestinationFaceId, DestinationNames, DestinationOut, FaceId, FaceMapText, FaceOut,
+    FaceSwapBatchItem, FaceSwapBatchOut, ImageUpload, PixelBoost,
+    OutputFormat, answers_errors, similarity_header, swap_json, swap_options,
 )
 from http_api.shutdown import DrainMarks, drain_on_sigterm, keep_sockets_until_workers_stop
-from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine, SwapOptions
+from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine
 from swaparoony.results_archive import results_archive
 from swaparoony.errors import (
     AcceleratorUnavailable, CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError,
@@ -97,6 +98,7 @@ class FaceModels:
         try:
             self.model_set = ModelSet.load(models_dir, settings.providers, settings.detection_threshold, settings.detector,
                                            settings.rebatch, ModelCache(settings.state_dir), device)
+            self.model_set.telemetry = service_metrics()
             logger.info("models ready, providers %s, batch as one call %s", self.model_set.providers,
                         self.model_set.batching)
         except AcceleratorUnavailable:
@@ -125,11 +127,13 @@ class FaceModels:
         return self._models().detect(canvases)
 
     @bentoml.api(**BATCHING)
-    def swap_faces(self, requests: list[FaceSwapBatchItem]) -> list[np.ndarray]:
-        """Per request, its source face swapped into each of its destination crops (stacked): the embedding and
-        its latent stay here, so a request makes two calls to this service (detect, swap_faces), not three."""
-        swapped = self._models().swap_faces([FaceSwapRequest(r.source, list(r.targets)) for r in requests])
-        return [np.stack(crops) for crops in swapped]
+    def swap_faces(self, requests: list[FaceSwapBatchItem]) -> list[FaceSwapBatchOut]:
+        """Per request, its source faces swapped into their destination crops, with each result's identity
+        similarity: the embeddings and latents stay here, so a request makes two calls to this service
+        (detect, swap_faces), not three."""
+        done = self._models().swap_faces([FaceSwapRequest(list(r.sources), list(r.targets), list(r.pairs), r.colour_match)
+                                          for r in requests])
+        return [FaceSwapBatchOut(crops=np.stack(result.crops), similarity=result.similarity) for result in done]
 
     def _models(self) -> ModelSet:
         if self.model_set is None:
@@ -245,12 +249,17 @@ class Swaparoony:
         self,
         image: ImageUpload,
         source_face_id: FaceId = 1,
-        destination_face_id: FaceId = 1,
+        destination_face_id: DestinationFaceId = 1,
         destinations: DestinationNames = None,
         output_format: OutputFormat = "jpeg",
+        pixel_boost: PixelBoost = 128,
+        face_map: FaceMapText = None,
+        color_match: bool = False,
     ) -> Response:
-        """Swap one face of the upload into every selected destination (all by default); the pictures come as base64 JSON."""
-        options = SwapOptions(source_face_id, destination_face_id, tuple(destinations or ()), output_format)
+        """Swap a face of the upload (or several, with face_map) into every selected destination (all by default); the
+        pictures come as base64 JSON, each with how well the identity came through."""
+        options = swap_options(source_face_id, destination_face_id, tuple(destinations or ()), output_format, pixel_boost,
+                               face_map, color_match)
         return Response(swap_json(await (await self.engine()).swap(image, options)), media_type="application/json")
 
     @bentoml.api(route="/swap_image", output_spec=PICTURE)
@@ -260,13 +269,18 @@ class Swaparoony:
         image: ImageUpload,
         destination: str,
         source_face_id: FaceId = 1,
-        destination_face_id: FaceId = 1,
+        destination_face_id: DestinationFaceId = 1,
         output_format: OutputFormat = "jpeg",
+        pixel_boost: PixelBoost = 128,
+        face_map: FaceMapText = None,
+        color_match: bool = False,
     ) -> Response:
-        """Swap into one destination and get the picture itself, shown in Swagger UI."""
-        options = SwapOptions(source_face_id, destination_face_id, (destination,), output_format)
+        """Swap into one destination and get the picture itself, shown in Swagger UI; X-Identity-Similarity says how
+        well the identity came through."""
+        options = swap_options(source_face_id, destination_face_id, (destination,), output_format, pixel_boost, face_map,
+                               color_match)
         (result,) = (await (await self.engine()).swap(image, options)).swapped
-        return Response(result.data, media_type=result.media_type)
+        return Response(result.data, media_type=result.media_type, headers=similarity_header(result.identity_similarity))
 
     @bentoml.api(route="/swap_zip", output_spec=ARCHIVE)
     @answers_errors
@@ -274,12 +288,16 @@ class Swaparoony:
         self,
         image: ImageUpload,
         source_face_id: FaceId = 1,
-        destination_face_id: FaceId = 1,
+        destination_face_id: DestinationFaceId = 1,
         destinations: DestinationNames = None,
         output_format: OutputFormat = "jpeg",
+        pixel_boost: PixelBoost = 128,
+        face_map: FaceMapText = None,
+        color_match: bool = False,
     ) -> Response:
         """Like /swap, with the pictures as files in a ZIP archive (no base64): results.json lists them and the skipped."""
-        options = SwapOptions(source_face_id, destination_face_id, tuple(destinations or ()), output_format)
+        options = swap_options(source_face_id, destination_face_id, tuple(destinations or ()), output_format, pixel_boost,
+                               face_map, color_match)
         outcome = await (await self.engine()).swap(image, options)
         return Response(results_archive(outcome), media_type="application/zip",
                         headers={"Content-Disposition": 'attachment; filename="swaparoony.zip"'})
@@ -290,14 +308,18 @@ class Swaparoony:
         self,
         image: ImageUpload,
         source_face_id: FaceId = 1,
-        destination_face_id: FaceId = 1,
+        destination_face_id: DestinationFaceId = 1,
         destinations: DestinationNames = None,
         output_format: OutputFormat = "jpeg",
+        pixel_boost: PixelBoost = 128,
+        face_map: FaceMapText = None,
+        color_match: bool = False,
     ) -> Response:
         """Swap into every selected destination and get one contact sheet with each destination's name."""
-        options = SwapOptions(source_face_id, destination_face_id, tuple(destinations or ()), output_format)
-        sheet = await (await self.engine()).swap_sheet(image, options)
-        return Response(sheet.data, media_type=sheet.media_type)
+        options = swap_options(source_face_id, destination_face_id, tuple(destinations or ()), output_format, pixel_boost,
+                               face_map, color_match)
+        sheet, lowest = await (await self.engine()).swap_sheet(image, options)
+        return Response(sheet.data, media_type=sheet.media_type, headers=similarity_header(lowest))
 
     @bentoml.api(route="/faces")
     @answers_errors

@@ -22,7 +22,7 @@ from _fixtures import draw_faces, write_models
 
 from swaparoony.face_detector import faces_from_detections, letterbox
 from swaparoony.face_helper import align_matrix, crop_face, feather_mask, paste_back, paste_region
-from swaparoony.gallery import CROP_MASK
+from swaparoony.face_helper import crop_mask
 from swaparoony.model_set import ModelSet
 from swaparoony.model_specs import SWAPPER
 
@@ -49,7 +49,7 @@ def main() -> None:
         canvas, factor = letterbox(frame)
         face = faces_from_detections(model_set.detect([canvas])[0], factor)[0]
         matrix = align_matrix(face.landmarks, 128)
-        region = paste_region(frame.shape, matrix, CROP_MASK)
+        region = paste_region(frame.shape, matrix, crop_mask(128))
         swapped = crop_face(frame, matrix, 128)
         target = SimpleNamespace(kps=face.landmarks)
         source = SimpleNamespace(normed_embedding=np.full(512, 1 / np.sqrt(512), dtype=np.float32))

@@ -33,6 +33,10 @@ class ServiceMetrics:
                                       buckets=(50e3, 100e3, 250e3, 500e3, 1e6, 2.5e6, 5e6, 10e6, 20e6))
         self.held = Gauge("swaparoony_requests_held", "Requests this worker holds, by state (active or queued).", ["state"],
                           multiprocess_mode="livesum")
+        self.model_items = Counter("swaparoony_model_items_total", "Items each model ran (faces, canvases, tiles).",
+                                   ["model"])
+        self.model_calls = Counter("swaparoony_model_calls_total", "ONNX Runtime session calls per model: one per "
+                                   "batch where the batch axis is free, one per item otherwise.", ["model"])
         Gauge("swaparoony_info", "The running Swaparoony version.", ["version"],
               multiprocess_mode="max").labels(swaparoony.__version__).set(1)
 
@@ -44,6 +48,10 @@ class ServiceMetrics:
 
     def upload(self, size: int) -> None:
         self.upload_bytes.observe(size)
+
+    def model_run(self, model: str, items: int, calls: int) -> None:
+        self.model_items.labels(model).inc(items)
+        self.model_calls.labels(model).inc(calls)
 
 
 @functools.cache

@@ -10,9 +10,9 @@ import aiohttp
 import numpy as np
 
 from swaparoony.errors import ServiceNotReady
-from swaparoony.types import FaceSwapRequest, Frame
+from swaparoony.types import FaceSwapRequest, FaceSwapResult, Frame
 
-from .schemas import FaceSwapBatchItem
+from .schemas import FaceSwapBatchItem, FaceSwapBatchOut
 
 logger = logging.getLogger("swaparoony")
 MODEL_CALL_ATTEMPTS = 3
@@ -49,9 +49,11 @@ class BatchedFaceModels:
     async def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
         return await self._call("detect", canvases)
 
-    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[list[Frame]]:
-        batch = [FaceSwapBatchItem(source=r.source, targets=np.stack(r.targets)) for r in requests]
-        return [list(swapped) for swapped in await self._call("swap_faces", batch)]
+    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
+        batch = [FaceSwapBatchItem(sources=np.stack(r.sources), targets=np.stack(r.targets), pairs=r.pairs,
+                                   colour_match=r.colour_match) for r in requests]
+        answers: list[FaceSwapBatchOut] = await self._call("swap_faces", batch)
+        return [FaceSwapResult(list(answer.crops), list(answer.similarity)) for answer in answers]
 
 
 def _dropped_connection(exc: BaseException) -> bool:

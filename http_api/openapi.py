@@ -50,7 +50,15 @@ def parameters(max_upload_bytes: int, max_pixels: int, destinations: Sequence[st
         ),
         "source_face_id": Parameter("Which face of the photo to use: 1 is the leftmost, 2 the next, and so on "
                                     "(`POST /faces_image` shows the numbers).", 1),
-        "destination_face_id": Parameter("Which face of each destination portrait to replace, counted the same way.", 1),
+        "destination_face_id": Parameter("Which face of each destination portrait to replace, counted the same way; 0 "
+                                         "replaces every face of each destination with the chosen upload face.", 1),
+        "pixel_boost": Parameter("The size each face is swapped at: 128 (the model's own), 256 or 512 for a sharper face "
+                                 "(4 or 16 swaps per face, so about 4x or 16x the model work).", 128),
+        "face_map": Parameter("Several faces at once: upload face:destination face pairs, e.g. 1:2,2:1 puts upload "
+                              "face 1 into destination face 2 and upload face 2 into destination face 1. When given, "
+                              "source_face_id and destination_face_id are not used."),  # no example: Swagger UI would fill it in
+        "color_match": Parameter("Match the swapped face's colours (mean and spread in LAB, inside the blend mask) to the "
+                                 "destination face's lighting before pasting.", False),
         "destinations": Parameter("The destination portraits to swap into; leave empty for all of them. In a form, "
                                   "repeat the field or give comma-separated names.", [first]),
         "destination": Parameter("The destination portrait to swap into (`POST /destinations` lists them).", first),

@@ -14,13 +14,15 @@ import numpy as np
 import PIL.Image
 from bentoml import IODescriptor
 from bentoml.validators import ContentType
-from pydantic import BaseModel, BeforeValidator, Field, WrapValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WrapValidator
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse
 
-from swaparoony.engine import SwapOutcome
+from swaparoony.engine import SwapOptions, SwapOutcome
+from swaparoony.face_map import parse_face_map
 from swaparoony.errors import SwaparoonyError
 from swaparoony.gallery import Destination
+from swaparoony.pixel_boost import BOOST_SIZES
 
 from .request_parsing import FILE_HINT
 
@@ -45,6 +47,20 @@ ImageUpload = Annotated[PIL.Image.Image, WrapValidator(_keep_upload_bytes)]
 """Declared as an image so Swagger UI offers a file picker; arrives in the API as the raw bytes."""
 MAX_FACE_ID = 10_000
 FaceId = Annotated[int, Field(ge=1, le=MAX_FACE_ID, description="1-based, faces counted left to right")]
+DestinationFaceId = Annotated[int, Field(ge=0, le=MAX_FACE_ID, description="1-based, faces counted left to right; "
+                                                                          "0: every face")]
+SIMILARITY = ("Cosine similarity of the ArcFace embeddings of the upload's face and the swapped face (re-embedded from "
+              "the result at the destination face's landmarks); with the real models above about 0.4 is the same person")
+
+
+def _boost(value: Any) -> int:
+    if int(value) not in BOOST_SIZES:
+        raise ValueError(f"pixel_boost must be one of {', '.join(map(str, BOOST_SIZES))}")
+    return int(value)
+
+
+PixelBoost = Annotated[int, AfterValidator(_boost), Field(json_schema_extra={"enum": list(BOOST_SIZES)})]
+FaceMapText = Annotated[str | None, Field(max_length=400)]
 OutputFormat = Literal["jpeg", "png", "webp"]
 
 
@@ -60,10 +76,25 @@ DestinationNames = Annotated[list[str] | None, BeforeValidator(_names)]
 
 class FaceSwapBatchItem(IODescriptor):
     """One request's model work as it crosses from the API service to the model service (pickled, not JSON):
-    the aligned source face and its destination crops, stacked."""
+    the aligned source faces and the destination crops, stacked, and which source goes into each crop."""
 
-    source: np.ndarray
+    sources: np.ndarray
     targets: np.ndarray
+    pairs: list[int]
+    colour_match: bool = False
+
+
+class FaceSwapBatchOut(IODescriptor):
+    """One request's swapped crops, stacked, and each one's identity similarity to its source face."""
+
+    crops: np.ndarray
+    similarity: list[float]
+
+
+class PlacedFaceOut(BaseModel):
+    source_face_id: int
+    destination_face_id: int
+    identity_similarity: float = Field(description=SIMILARITY)
 
 
 class SwappedImageOut(BaseModel):
@@ -72,6 +103,9 @@ class SwappedImageOut(BaseModel):
     media_type: str
     width: int
     height: int
+    identity_similarity: float | None = Field(description="The lowest identity_similarity of its faces")
+    faces: list[PlacedFaceOut] = Field(description="Each face swapped into it: which upload face went into which "
+                                                   "destination face, and how well its identity came through")
 
 
 class SkippedOut(BaseModel):
@@ -152,6 +186,18 @@ ARCHIVE = IODescriptor.from_output(_an_archive)
 and their real Content-Type (a Response), so BentoML never re-encodes them."""
 
 
+def swap_options(source_face_id: int, destination_face_id: int, destinations: tuple[str, ...], output_format: OutputFormat,
+                 pixel_boost: int, face_map: str | None, color_match: bool) -> SwapOptions:
+    """The engine's options from a swap API's fields (face_map parsed here, so a bad one is a 400 naming it)."""
+    return SwapOptions(source_face_id, destination_face_id, destinations, output_format, pixel_boost,
+                       parse_face_map(face_map), color_match)
+
+
+def similarity_header(similarity: float | None) -> dict[str, str]:
+    """X-Identity-Similarity for a picture API, when a face was swapped into it."""
+    return {} if similarity is None else {"X-Identity-Similarity": f"{similarity:.4f}"}
+
+
 def swap_json(outcome: SwapOutcome) -> bytes:
     """The outcome as /swap's JSON (SwapResponse), each picture's base64 written straight in.
 
@@ -162,7 +208,7 @@ def swap_json(outcome: SwapOutcome) -> bytes:
             "faces_detected_in_source": outcome.faces_detected_in_source}
     parts = [json.dumps(head)[:-1].encode(), b', "swapped_images": [']
     for index, image in enumerate(outcome.swapped):
-        tail = {"media_type": image.media_type, "width": image.width, "height": image.height}
+        tail = image.described()
         parts += [b", " if index else b"", json.dumps({"destination_name": image.destination_name})[:-1].encode(),
                   b', "image_data": "', base64.b64encode(image.data), b'", ', json.dumps(tail)[1:].encode()]
     skipped = [{"destination_name": s.destination_name, "reason": s.reason} for s in outcome.skipped]

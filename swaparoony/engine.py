@@ -1,16 +1,19 @@
-"""The request path: one detection and one embedding per upload, one swap per destination."""
+"""The request path: one detection per upload, then one model call that embeds the chosen faces and swaps them
+into every selected destination face."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from . import __version__, content_credentials
 from .content_credentials import Marker, Provenance, Unmarked
 from .decoder_pool import DecoderPool
-from .errors import FaceIdOutOfRange, GalleryUnavailable, NoFaceFound
 from .face_detector import faces_from_detections, letterbox
-from .face_helper import PasteRegion, align_matrix, crop_face, paste_back
+from .face_helper import align_matrix, crop_face
 from .face_recognizer import RECOGNIZER_SIZE
 from .gallery import Destination, Gallery
 from .gallery_editor import GalleryEditor
@@ -19,8 +22,9 @@ from .jpeg_splice import encode_banded
 from .live_gallery import LiveGallery
 from .model_set import FaceModels
 from .overview import contact_sheet, numbered_faces
-from .prepared_output import PreparedOutput, prepare
+from .prepared_output import Paste, PreparedOutput, prepare
 from .settings import Settings
+from .swap_plan import NO_USABLE_DESTINATION, Planned, Skipped, SwapOptions, pick_face, pick_sources, plan, sources_used
 from .telemetry import NoTelemetry, Telemetry, timed
 from .types import DecodedImage, Face, FaceSwapRequest, Frame
 from .visible_label import labelled
@@ -33,20 +37,18 @@ photo wide still has 190 pixels here; a 12 MP phone JPEG decodes at half size, a
 SWAPPED = "A face from an uploaded photo swapped into this portrait by an AI face-swap model (inswapper)."
 SHEET = "Faces from an uploaded photo swapped into portraits by an AI face-swap model (inswapper), as a contact sheet."
 FACES = "A photo with the faces an AI face detector found boxed and numbered."
-NO_USABLE_DESTINATION = (
-    "No destination portrait has a face to swap into; the operator must add portraits with a clearly "
-    "visible face to the destinations directory (see POST /destinations for why each one is skipped)."
-)
+__all__ = ["NO_USABLE_DESTINATION", "EncodedPicture", "PlacedFace", "Skipped", "SwapEngine", "SwapOptions",
+           "SwapOutcome", "SwappedImage", "pick_face"]
 
 
 @dataclass(frozen=True)
-class SwapOptions:
-    """What the person asked for; face ids are 1-based, counted left to right."""
+class PlacedFace:
+    """One face swapped into a result, and how well its identity came through (cosine similarity of ArcFace
+    embeddings, the result's face re-embedded at the destination face's landmarks)."""
 
-    source_face_id: int = 1
-    destination_face_id: int = 1
-    destinations: tuple[str, ...] | None = None
-    output_format: OutputFormat = "jpeg"
+    source_face_id: int
+    destination_face_id: int
+    identity_similarity: float
 
 
 @dataclass(frozen=True)
@@ -66,14 +68,26 @@ class SwappedImage:
     media_type: str
     width: int
     height: int
+    faces: tuple[PlacedFace, ...] = ()
+
+    @property
+    def identity_similarity(self) -> float | None:
+        """The lowest of its faces' similarities: the one a person would notice first."""
+        return min((face.identity_similarity for face in self.faces), default=None)
+
+    def described(self) -> dict[str, Any]:
+        """What /swap and the ZIP's results.json say about it besides its name and bytes."""
+        return {"media_type": self.media_type, "width": self.width, "height": self.height,
+                "identity_similarity": self.identity_similarity, "faces": [dataclasses.asdict(f) for f in self.faces]}
 
 
 @dataclass(frozen=True)
-class Skipped:
-    """A destination that was asked for but could not take the swap, and why."""
+class Swapped:
+    """One planned destination after the model call: its faces ready to paste, and what each one is."""
 
-    destination_name: str
-    reason: str
+    destination: Destination
+    pastes: list[Paste]
+    faces: tuple[PlacedFace, ...]
 
 
 @dataclass(frozen=True)
@@ -146,29 +160,28 @@ class SwapEngine:
         return EncodedPicture(marked, MEDIA_TYPES[output_format]), len(faces)
 
     async def swap(self, upload: bytes, options: SwapOptions) -> SwapOutcome:
-        """Swap the chosen upload face into the chosen face of each selected destination."""
+        """Swap the chosen upload face(s) into the chosen face(s) of each selected destination."""
         view = self.live.view  # read once: a reload during this request does not mix two galleries
         faces, results, skipped = await self._swapped(view.gallery, upload, options)
-        index = options.destination_face_id - 1
-        placed = [(view.outputs[d.name], crop, d.faces[index].region) for d, crop in results]
+        placed = [(view.outputs[r.destination.name], r.pastes) for r in results]
         if options.output_format == "jpeg":
             encoded = await self._spliced_jpegs(placed)
         else:
             encoded = await self._encoded(await self._composed(placed), options.output_format)
         media_type = MEDIA_TYPES[options.output_format]
-        marked = await self._marked([(data, Provenance(SWAPPED, view.outputs[d.name].parent)) for (d, _), data
-                                     in zip(results, encoded)], media_type)
-        swapped = [SwappedImage(d.name, data, media_type, *d.size) for (d, _), data in zip(results, marked)]
+        marked = await self._marked([(data, Provenance(SWAPPED, view.outputs[r.destination.name].parent))
+                                     for r, data in zip(results, encoded)], media_type)
+        swapped = [SwappedImage(r.destination.name, data, media_type, *r.destination.size, r.faces)
+                   for r, data in zip(results, marked)]
         return SwapOutcome(faces, swapped, skipped)
 
-    async def swap_sheet(self, upload: bytes, options: SwapOptions) -> EncodedPicture:
-        """The swap into every selected destination as one contact sheet, skipped destinations as grey tiles."""
+    async def swap_sheet(self, upload: bytes, options: SwapOptions) -> tuple[EncodedPicture, float | None]:
+        """The swap into every selected destination as one contact sheet, skipped destinations as grey tiles, and
+        the lowest identity similarity on it."""
         view = self.live.view
         _, results, skipped = await self._swapped(view.gallery, upload, options)
-        index = options.destination_face_id - 1
-        placed = [(view.outputs[d.name], crop, d.faces[index].region) for d, crop in results]
-        frames = await self._composed(placed, label=False)
-        tiles: dict[str, Frame | str] = {d.name: frame for (d, _), frame in zip(results, frames)}
+        frames = await self._composed([(view.outputs[r.destination.name], r.pastes) for r in results], label=False)
+        tiles: dict[str, Frame | str] = {r.destination.name: frame for r, frame in zip(results, frames)}
         tiles |= {s.destination_name: s.reason for s in skipped}
         ordered = [(name, tiles[name]) for name in view.gallery.destinations if name in tiles]
         sheet = await asyncio.to_thread(contact_sheet, ordered)
@@ -177,21 +190,27 @@ class SwapEngine:
         (data,) = await self._encoded([sheet], options.output_format)
         media_type = MEDIA_TYPES[options.output_format]
         (marked,) = await self._marked([(data, Provenance(SHEET))], media_type)
-        return EncodedPicture(marked, media_type)
+        lowest = min((face.identity_similarity for r in results for face in r.faces), default=None)
+        return EncodedPicture(marked, media_type), lowest
 
     async def _swapped(self, gallery: Gallery, upload: bytes,
-                       options: SwapOptions) -> tuple[int, list[tuple[Destination, Frame]], list[Skipped]]:
-        """Faces found in the upload, each target destination with its swapped 128x128 crop, and the skipped ones."""
-        targets, skipped = _targets(gallery, options)
+                       options: SwapOptions) -> tuple[int, list[Swapped], list[Skipped]]:
+        """Faces found in the upload, each planned destination with its swapped faces, and the skipped ones."""
+        planned, skipped = plan(gallery, options)
         frame = (await self._decode_upload(upload)).frame
         faces = await self._detect(frame)
-        source = pick_face(faces, options.source_face_id, "source_face_id", "the upload")
-        crop = crop_face(frame, align_matrix(source.landmarks, RECOGNIZER_SIZE), RECOGNIZER_SIZE)
+        wanted = sources_used(planned)
+        sources = [crop_face(frame, align_matrix(face.landmarks, RECOGNIZER_SIZE), RECOGNIZER_SIZE)
+                   for face in pick_sources(faces, options, wanted)]
         del frame
-        face_index = options.destination_face_id - 1
-        with timed(self.telemetry, "swap"):  # embedding and swapping in one model call: the latent never comes back
-            (swapped,) = await self.models.swap_faces([FaceSwapRequest(crop, [d.faces[face_index].crop for d in targets])])
-        return len(faces), list(zip(targets, swapped)), skipped
+        size = options.pixel_boost
+        pairs = [(item, pair) for item in planned for pair in item.pairs]
+        request = FaceSwapRequest(sources, [item.destination.faces[pair[1] - 1].at(size).crop for item, pair in pairs],
+                                  [wanted.index(pair[0]) for _, pair in pairs], options.colour_match)
+        with timed(self.telemetry, "swap"):  # embeddings and swaps in one model call: the latents never come back
+            (result,) = await self.models.swap_faces([request])
+        done = iter(zip(result.crops, result.similarity))
+        return len(faces), [_placed(item, size, done) for item in planned], skipped
 
     async def _count_faces(self, portrait: bytes) -> int:
         """Faces in a portrait an operator is adding, decoded as a destination is."""
@@ -217,27 +236,24 @@ class SwapEngine:
         self.telemetry.faces_found(len(faces))
         return faces
 
-    async def _spliced_jpegs(self, placed: list[tuple[PreparedOutput, Frame, PasteRegion]]) -> list[bytes]:
-        """JPEGs re-encoding only the rows each face changed, spliced into the destination's prepared JPEG."""
+    async def _spliced_jpegs(self, placed: list[tuple[PreparedOutput, list[Paste]]]) -> list[bytes]:
+        """JPEGs re-encoding only the rows the faces changed, spliced into the destination's prepared JPEG."""
         with timed(self.telemetry, "paste"):
-            strips = await asyncio.gather(*(asyncio.to_thread(output.strip, crop, region) for output, crop, region in placed))
+            strips = await asyncio.gather(*(asyncio.to_thread(output.strip, pastes) for output, pastes in placed))
         with timed(self.telemetry, "encode"):
             return list(await asyncio.gather(*(
                 asyncio.to_thread(output.jpeg.splice, strip[1], strip[0]) if strip is not None
-                else asyncio.to_thread(self._encode_full, output, crop, region)
-                for (output, crop, region), strip in zip(placed, strips)
+                else asyncio.to_thread(self._encode_full, output, pastes)
+                for (output, pastes), strip in zip(placed, strips)
             )))
 
-    def _encode_full(self, output: PreparedOutput, crop: Frame, region: PasteRegion) -> bytes:
-        return encode_banded(output.full(crop, region), self.settings.jpeg_quality)
+    def _encode_full(self, output: PreparedOutput, pastes: list[Paste]) -> bytes:
+        return encode_banded(output.full(pastes), self.settings.jpeg_quality)
 
-    async def _composed(self, placed: list[tuple[PreparedOutput, Frame, PasteRegion]], label: bool = True) -> list[Frame]:
+    async def _composed(self, placed: list[tuple[PreparedOutput, list[Paste]]], label: bool = True) -> list[Frame]:
         """Whole result frames, labelled where the label is on and asked for (a contact sheet labels itself)."""
-        def compose(output: PreparedOutput, crop: Frame, region: PasteRegion) -> Frame:
-            return output.full(crop, region) if label else paste_back(output.frame, crop, region)
-
         with timed(self.telemetry, "paste"):
-            return list(await asyncio.gather(*(asyncio.to_thread(compose, *item) for item in placed)))
+            return list(await asyncio.gather(*(asyncio.to_thread(output.full, pastes, label) for output, pastes in placed)))
 
     async def _encoded(self, frames: list[Frame], output_format: OutputFormat) -> list[bytes]:
         with timed(self.telemetry, "encode"):
@@ -253,42 +269,11 @@ class SwapEngine:
             )))
 
 
-def pick_face(faces: list[Face], face_id: int, parameter: str, where: str) -> Face:
-    """The face_id-th face (1-based), or an error that says how many there are."""
-    if not faces:
-        raise NoFaceFound(f"No face was found in {where}. Use a well-lit photo with a clearly visible, front-facing face.")
-    if not 1 <= face_id <= len(faces):
-        raise FaceIdOutOfRange(
-            f"{parameter}={face_id} is out of range: {len(faces)} face(s) found in {where}; "
-            f"use 1 to {len(faces)}, counted left to right."
-        )
-    return faces[face_id - 1]
-
-
-def _targets(gallery: Gallery, options: SwapOptions) -> tuple[list[Destination], list[Skipped]]:
-    """The selected destinations that can take the swap and those that cannot, checked before any model call."""
-    if not gallery.usable:
-        raise GalleryUnavailable(NO_USABLE_DESTINATION)
-    targets, skipped = [], []
-    for destination in gallery.select(list(options.destinations) if options.destinations else None):
-        reason = _unusable(destination, options.destination_face_id)
-        if reason:
-            skipped.append(Skipped(destination.name, reason))
-        else:
-            targets.append(destination)
-    if not targets:
-        raise FaceIdOutOfRange(
-            "No destination could take the swap: " + "; ".join(f"{s.destination_name}: {s.reason}" for s in skipped)
-        )
-    return targets, skipped
-
-
-def _unusable(destination: Destination, face_id: int) -> str | None:
-    if destination.reason:
-        return destination.reason
-    if not 1 <= face_id <= len(destination.faces):
-        return f"destination_face_id={face_id} is out of range: it has {len(destination.faces)} face(s)"
-    allowed = destination.info.faces
-    if allowed is not None and face_id not in allowed:
-        return f"destination_face_id={face_id} is not offered: the operator allows face(s) {list(allowed)} of it"
-    return None
+def _placed(item: Planned, size: int, done: Iterator[tuple[Frame, float]]) -> Swapped:
+    """A planned destination's share of the model's answers, in the order the pairs were sent."""
+    pastes, faces = [], []
+    for source, destination in item.pairs:
+        crop, similarity = next(done)
+        pastes.append((crop, item.destination.faces[destination - 1].at(size).region))
+        faces.append(PlacedFace(source, destination, round(float(similarity), 4)))
+    return Swapped(item.destination, pastes, tuple(faces))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from .model_specs import MASK_MARGIN, MASK_SIGMA
 from .types import AffineMatrix, Face, Frame, Landmarks5, Mask
 
 ARCFACE_TEMPLATE = np.array(
@@ -61,6 +63,28 @@ def feather_mask(size: int, margin: int, sigma: float) -> Mask:
     mask = cv2.GaussianBlur(mask, (0, 0), sigma)
     mask[:2, :] = mask[-2:, :] = mask[:, :2] = mask[:, -2:] = 0.0
     return mask
+
+
+@functools.cache
+def crop_mask(size: int) -> Mask:
+    """The swapper crop's blend mask at this crop size (margin and blur scaled with it); read-only, shared."""
+    scale = size / 128
+    mask = feather_mask(size, margin=round(MASK_MARGIN * scale), sigma=MASK_SIGMA * scale)
+    mask.setflags(write=False)
+    return mask
+
+
+def blend(swapped: Frame, destination: Frame, mask: Mask) -> Frame:
+    """The swapped crop over the destination's crop as paste-back blends them, in crop space."""
+    return cv2.blendLinear(swapped, destination, mask, 1.0 - mask)
+
+
+def arcface_view(crop: Frame) -> Frame:
+    """The 112x112 ArcFace crop inside a swapper crop of any size: the 128 template is ArcFace's 112 one shifted
+    8 px right, so it is rows 0-112 and columns 8-120 (scaled), with no second alignment or detection."""
+    k = crop.shape[0] / 128
+    view = crop[: round(112 * k), round(8 * k) : round(120 * k)]
+    return view if view.shape[0] == 112 else cv2.resize(view, (112, 112), interpolation=cv2.INTER_AREA)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,13 @@ class FaceRecognizer:
         self.emap = emap
 
     def embed(self, crops: list[Frame]) -> list[Latent]:
-        """One latent per aligned crop; a dynamic batch axis runs the whole list as one call."""
+        """One swapper latent per aligned crop."""
+        return self.latents(self.identities(crops))
+
+    def identities(self, crops: list[Frame]) -> np.ndarray:
+        """L2-normalised ArcFace embeddings, one row per aligned crop; a free batch axis runs them as one call."""
         if not crops:
-            return []
+            return np.zeros((0, 512), np.float32)
         norm = self.spec.normalisation
         blob = cv2.dnn.blobFromImages(crops, 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)
         (input_name,), outputs = self.layout.input_names, list(self.layout.output_names)
@@ -33,10 +37,10 @@ class FaceRecognizer:
             embeddings = self.session.run(outputs, {input_name: blob})[0]
         else:
             embeddings = np.vstack([self.session.run(outputs, {input_name: blob[i : i + 1]})[0] for i in range(len(crops))])
-        return [self._latent(embedding) for embedding in embeddings]
+        return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
 
-    def _latent(self, embedding: np.ndarray) -> Latent:
-        # inswapper wants the L2-normalised embedding mapped through emap, then normalised again.
-        normed = embedding / np.linalg.norm(embedding)
-        latent = normed @ self.emap
-        return (latent / np.linalg.norm(latent)).astype(np.float32)
+    def latents(self, identities: np.ndarray) -> list[Latent]:
+        """inswapper's identity input: the normalised embedding mapped through emap, normalised again."""
+        latents = identities @ self.emap
+        latents /= np.maximum(np.linalg.norm(latents, axis=1, keepdims=True), 1e-12)
+        return list(latents.astype(np.float32))

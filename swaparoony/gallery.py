@@ -15,36 +15,49 @@ import numpy as np
 
 from .errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
 from .face_detector import faces_from_detections, letterbox
-from .face_helper import (
-    PasteRegion,
-    align_matrix,
-    crop_face,
-    feather_mask,
-    paste_region,
-)
-from .face_swapper import SWAPPER_SIZE
+from .face_helper import PasteRegion, align_matrix, crop_face, crop_mask, paste_region
 from .gallery_index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
 from .model_set import FaceModels
-from .model_specs import MASK_MARGIN, MASK_SIGMA
+from .pixel_boost import BOOST_SIZES
 from .types import DecodedImage, Face, Frame
 
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 IMAGE_SUFFIXES = tuple(MEDIA_TYPES)
-CROP_MASK = feather_mask(SWAPPER_SIZE, margin=MASK_MARGIN, sigma=MASK_SIGMA)
 UNREADABLE: Frame = np.zeros((0, 0, 3), dtype=np.uint8)
 Decode = Callable[[bytes], Awaitable[DecodedImage]]
 """Decodes a destination file at full size, within the service's decode budget."""
 
 
 @dataclass(frozen=True)
-class DestinationFace:
-    """A face in a destination, with its aligned swapper crop and paste region already computed."""
+class AlignedFace:
+    """A destination face aligned at one crop size: what the swapper gets, and where its result is pasted."""
 
-    face: Face
     crop: Frame
     region: PasteRegion
+
+
+@dataclass(frozen=True)
+class DestinationFace:
+    """A face in a destination, aligned once at every pixel-boost size."""
+
+    face: Face
+    aligned: dict[int, AlignedFace]
+
+    def at(self, size: int) -> AlignedFace:
+        """The face aligned at this crop size (one of pixel_boost.BOOST_SIZES)."""
+        return self.aligned[size]
+
+    @property
+    def crop(self) -> Frame:
+        """The 128x128 crop inswapper takes without pixel boost."""
+        return self.aligned[128].crop
+
+    @property
+    def region(self) -> PasteRegion:
+        """Where the 128x128 result is pasted."""
+        return self.aligned[128].region
 
 
 @dataclass(frozen=True)
@@ -184,8 +197,10 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
 def _destination(name: str, frame: Frame, file: bytes, faces: list[Face]) -> Destination:
     if not faces:
         return Destination(name, frame, (), reason="no face found")
-    prepared = []
-    for face in faces:
-        matrix = align_matrix(face.landmarks, SWAPPER_SIZE)
-        prepared.append(DestinationFace(face, crop_face(frame, matrix, SWAPPER_SIZE), paste_region(frame.shape, matrix, CROP_MASK)))
-    return Destination(name, frame, tuple(prepared), file=file)
+    return Destination(name, frame, tuple(DestinationFace(face, {size: _aligned(frame, face, size) for size in BOOST_SIZES})
+                                          for face in faces), file=file)
+
+
+def _aligned(frame: Frame, face: Face, size: int) -> AlignedFace:
+    matrix = align_matrix(face.landmarks, size)
+    return AlignedFace(crop_face(frame, matrix, size), paste_region(frame.shape, matrix, crop_mask(size)))

@@ -28,7 +28,11 @@ from .onnx_loader import (
     require_files,
     warn_if_not_release,
 )
-from .types import FaceSwapRequest, Frame, Latent, SwapItem
+from .colour_match import match_colour
+from .face_helper import arcface_view, blend, crop_mask
+from .pixel_boost import tiles, untiled
+from .telemetry import ModelTelemetry, NoModelTelemetry
+from .types import FaceSwapRequest, FaceSwapResult, Frame, Latent, SwapItem
 
 logger = logging.getLogger(__name__)
 Rebatch = Literal["auto", "on", "off"]
@@ -39,17 +43,20 @@ class FaceModels(Protocol):
 
     async def detect(self, canvases: list[Frame]) -> list[np.ndarray]: ...
 
-    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[list[Frame]]: ...
+    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]: ...
 
 
 class ModelSet:
-    """Detector, recognizer and swapper sessions, with a count of model runs for tests and benchmarks."""
+    """Detector, recognizer and swapper sessions, counting model runs (items, and session calls) for tests,
+    benchmarks and /metrics."""
 
-    def __init__(self, detector: FaceDetector, recognizer: FaceRecognizer, swapper: FaceSwapper) -> None:
+    def __init__(self, detector: FaceDetector, recognizer: FaceRecognizer, swapper: FaceSwapper,
+                 telemetry: ModelTelemetry | None = None) -> None:
         self.detector = detector
         self.recognizer = recognizer
         self.swapper = swapper
         self.runs: Counter[str] = Counter()
+        self.telemetry = telemetry or NoModelTelemetry()
 
     @classmethod
     def load(cls, models_dir: Path, providers: tuple[str, ...] | None, threshold: float,
@@ -95,25 +102,51 @@ class ModelSet:
 
     def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
         """Faces per 640x640 canvas, as detector rows."""
-        self.runs["detect"] += len(canvases)
+        self._ran("detector", len(canvases), self.detector.layout)
         return self.detector.detect(canvases)
 
     def embed(self, crops: list[Frame]) -> list[Latent]:
         """Swapper-ready identity latents per aligned 112x112 crop."""
-        self.runs["embed"] += len(crops)
-        return self.recognizer.embed(crops)
+        return self.recognizer.latents(self._identities(crops))
 
     def swap(self, items: list[SwapItem]) -> list[Frame]:
         """Swapped 128x128 crops per item."""
-        self.runs["swap"] += len(items)
+        self._ran("swapper", len(items), self.swapper.layout)
         return self.swapper.swap(items)
 
-    def swap_faces(self, requests: list[FaceSwapRequest]) -> list[list[Frame]]:
-        """Each request's source face swapped into each of its targets: one embedding batch, one swap batch."""
-        latents = self.embed([request.source for request in requests])
-        items = [SwapItem(target, latent) for request, latent in zip(requests, latents) for target in request.targets]
+    def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
+        """Each request's source faces swapped into their targets, and how well each identity came through.
+
+        Three batches for all the requests: one embedding of every source face, one swap of every tile of
+        every target (a 128 crop is one tile, 256 four, 512 sixteen), one embedding of every result.
+        """
+        identities = self._identities([source for request in requests for source in request.sources])
+        latents = self.recognizer.latents(identities)
+        firsts = np.cumsum([0] + [len(request.sources) for request in requests])
+        sources = [[int(first + pair) for pair in request.pairs] for request, first in zip(requests, firsts)]
+        items = [SwapItem(tile, latents[source]) for request, chosen in zip(requests, sources)
+                 for target, source in zip(request.targets, chosen) for tile in tiles(target)]
         swapped = iter(self.swap(items))
-        return [[next(swapped) for _ in request.targets] for request in requests]
+        crops = [[self._finished(untiled(np.stack([next(swapped) for _ in range((target.shape[0] // 128) ** 2)])),
+                                 target, request.colour_match) for target in request.targets] for request in requests]
+        results = self._identities([arcface_view(blend(crop, target, crop_mask(target.shape[0])))
+                                    for request, done in zip(requests, crops) for crop, target in zip(done, request.targets)])
+        similarity = iter(np.sum(results * identities[[s for chosen in sources for s in chosen]], axis=1).tolist())
+        return [FaceSwapResult(done, [next(similarity) for _ in done]) for done in crops]
+
+    @staticmethod
+    def _finished(crop: Frame, target: Frame, colour_match: bool) -> Frame:
+        return match_colour(crop, target, crop_mask(target.shape[0])) if colour_match else crop
+
+    def _identities(self, crops: list[Frame]) -> np.ndarray:
+        self._ran("recognizer", len(crops), self.recognizer.layout)
+        return self.recognizer.identities(crops)
+
+    def _ran(self, model: str, items: int, layout: ModelLayout) -> None:
+        """Count a batch: its items, and the session calls it takes (one when the batch axis is free)."""
+        if items:
+            self.runs[model] += items
+            self.telemetry.model_run(model, items, 1 if layout.batch_free else items)
 
     @property
     def providers(self) -> dict[str, list[str]]:
@@ -174,5 +207,5 @@ class LocalFaceModels:
     async def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
         return await asyncio.to_thread(self.model_set.detect, canvases)
 
-    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[list[Frame]]:
+    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
         return await asyncio.to_thread(self.model_set.swap_faces, requests)

@@ -13,6 +13,9 @@ from .jpeg_splice import SplicedJpeg
 from .types import Frame
 from .visible_label import labelled, top_row
 
+Paste = tuple[Frame, PasteRegion]
+"""A swapped crop and where it goes."""
+
 
 @dataclass(frozen=True)
 class PreparedOutput:
@@ -25,19 +28,23 @@ class PreparedOutput:
     parent: Parent | None
     label: str | None
 
-    def strip(self, crop: Frame, region: PasteRegion) -> tuple[int, Frame] | None:
-        """The bands of rows the pasted face changes, pasted, and the row they start at; None where they reach the
-        label, which is drawn over the face (then the whole result is composed and encoded)."""
-        top, bottom = self.jpeg.rows(region.y0, region.y1)
+    def strip(self, pastes: list[Paste]) -> tuple[int, Frame] | None:
+        """The bands of rows the pasted faces change, pasted, and the row they start at; None where they reach the
+        label, which is drawn over the faces (then the whole result is composed and encoded)."""
+        top, bottom = self.jpeg.rows(min(r.y0 for _, r in pastes), max(r.y1 for _, r in pastes))
         if self.label is not None and bottom > top_row(self.frame.shape, self.label):
             return None
-        shifted = dataclasses.replace(region, y0=region.y0 - top, y1=region.y1 - top)
-        return top, paste_back(self.base[top:bottom], crop, shifted)
+        band = self.base[top:bottom]
+        for crop, region in pastes:
+            band = paste_back(band, crop, dataclasses.replace(region, y0=region.y0 - top, y1=region.y1 - top))
+        return top, band
 
-    def full(self, crop: Frame, region: PasteRegion) -> Frame:
-        """The whole result: the face pasted into the destination, then the label (if on) drawn over it."""
-        frame = paste_back(self.frame, crop, region)
-        return labelled(frame, self.label) if self.label is not None else frame
+    def full(self, pastes: list[Paste], label: bool = True) -> Frame:
+        """The whole result: the faces pasted into the destination, then the label (if on and asked for) over them."""
+        frame = self.frame
+        for crop, region in pastes:
+            frame = paste_back(frame, crop, region)
+        return labelled(frame, self.label) if label and self.label is not None else frame
 
 
 def prepare(destination: Destination, marker: Marker, jpeg_quality: int, label: str | None) -> PreparedOutput:

@@ -24,8 +24,7 @@ def results_archive(outcome: SwapOutcome) -> bytes:
         for image in outcome.swapped:
             name = PurePosixPath(image.destination_name).stem + EXTENSIONS[image.media_type]
             archive.writestr(name, image.data)
-            listed.append({"file": name, "destination_name": image.destination_name, "media_type": image.media_type,
-                           "width": image.width, "height": image.height})
+            listed.append({"file": name, "destination_name": image.destination_name, **image.described()})
         index = {"faces_detected_in_source": outcome.faces_detected_in_source, "swapped_images": listed,
                  "skipped": [{"destination_name": s.destination_name, "reason": s.reason} for s in outcome.skipped]}
         archive.writestr(INDEX, json.dumps(index, indent=2))

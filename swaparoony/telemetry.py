@@ -37,6 +37,19 @@ class NoTelemetry:
         pass
 
 
+class ModelTelemetry(Protocol):
+    """Receives the model service's batches: how many items each model ran, in how many session calls."""
+
+    def model_run(self, model: str, items: int, calls: int) -> None: ...
+
+
+class NoModelTelemetry:
+    """Listens to nothing."""
+
+    def model_run(self, model: str, items: int, calls: int) -> None:
+        pass
+
+
 @contextmanager
 def timed(telemetry: Telemetry, stage: str) -> Iterator[None]:
     """Report the wall time of the block as one of STAGES."""

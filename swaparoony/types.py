@@ -54,7 +54,21 @@ class SwapItem:
 
 @dataclass(frozen=True)
 class FaceSwapRequest:
-    """One request's model work: the aligned 112x112 source face, and the 128x128 destination crops it goes into."""
+    """One request's model work: the aligned 112x112 source faces, and the destination crops they go into.
 
-    source: Frame
+    Every target is aligned at the request's crop size (128, or 256 / 512 for pixel boost); pairs[i] is the
+    index in sources of the face that goes into targets[i].
+    """
+
+    sources: list[Frame]
     targets: list[Frame]
+    pairs: list[int]
+    colour_match: bool = False
+
+
+@dataclass(frozen=True)
+class FaceSwapResult:
+    """Per target: the swapped crop, and the cosine similarity of its identity to its source face's."""
+
+    crops: list[Frame]
+    similarity: list[float]

@@ -158,10 +158,18 @@ def detector_model(cost_faithful: bool = False, output_names: tuple[str, ...] = 
     return helper.make_model(graph, opset_imports=OPSET)
 
 
-def recognizer_model(seed: int = 7, cost_faithful: bool = False) -> onnx.ModelProto:
-    """w600k_r50's contract: input.1 [N,3,112,112] -> 683 [N,512], dynamic batch."""
+def recognizer_model(seed: int = 7, cost_faithful: bool = False, identity_faithful: bool = False) -> onnx.ModelProto:
+    """w600k_r50's contract: input.1 [N,3,112,112] -> 683 [N,512], dynamic batch.
+
+    identity_faithful: the embedding is the crop's mean colour per channel (the other 509 values zero), so that
+    with the identity-faithful swapper a face's identity is its colour and survives the swap measurably.
+    """
     rng = np.random.default_rng(seed)
     weights = rng.standard_normal((3 * 14 * 14, 512)).astype(np.float32)
+    if identity_faithful:
+        weights = np.zeros((3 * 14 * 14, 512), np.float32)
+        for channel in range(3):
+            weights[channel * 196 : (channel + 1) * 196, channel] = 1 / 196
     nodes = [
         helper.make_node("AveragePool", ["input.1"], ["pooled"], kernel_shape=[8, 8], strides=[8, 8]),
         helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
@@ -179,10 +187,12 @@ def recognizer_model(seed: int = 7, cost_faithful: bool = False) -> onnx.ModelPr
     return helper.make_model(graph, opset_imports=OPSET)
 
 
-def swapper_model(seed: int = 11, cost_faithful: bool = False, batch: str = "pinned") -> onnx.ModelProto:
+def swapper_model(seed: int = 11, cost_faithful: bool = False, batch: str = "pinned",
+                  identity_faithful: bool = False) -> onnx.ModelProto:
     """inswapper_128's contract: target [1,3,128,128] + source [1,512] -> output, emap last initializer.
 
-    The output is half the target and half a flat colour chosen by the latent. batch: "pinned" (as the real
+    The output is half the target and half a flat colour chosen by the latent (identity_faithful: the colour the
+    identity-faithful recognizer embedded, through an identity emap). batch: "pinned" (as the real
     file: batch 1, and a Reshape to [1,3,1,1] that a free-batch copy can free), "free" (exported with a free
     batch axis) or "folded" (the target reshaped to [3, 16384] and back, which no rewrite of leading 1s frees).
     """
@@ -203,9 +213,14 @@ def swapper_model(seed: int = 11, cost_faithful: bool = False, batch: str = "pin
     if batch == "mixing":  # averages over the batch axis: the same for one item, wrong for several
         nodes.append(helper.make_node("ReduceMean", ["target"], ["target_mixed"], axes=[0], keepdims=1))
         target = "target_mixed"
+    if identity_faithful:
+        selection = np.zeros((512, 3), np.float32)
+        selection[[0, 1, 2], [0, 1, 2]] = 0.5
+        inits[0] = _const("colour_weights", selection)  # colour = 0.5 + latent/2: back to pixel units in [0, 1]
     nodes += [
         helper.make_node("MatMul", ["source", "colour_weights"], ["colour_logit"]),
-        helper.make_node("Sigmoid", ["colour_logit"], ["colour"]),
+        helper.make_node("Add", ["colour_logit", "half"], ["colour"]) if identity_faithful
+        else helper.make_node("Sigmoid", ["colour_logit"], ["colour"]),
         helper.make_node("Reshape", ["colour", "colour_shape"], ["colour4"]),
         helper.make_node("Mul", [target, "half"], ["target_half"]),
         helper.make_node("Mul", ["colour4", "half"], ["colour_half"]),
@@ -213,7 +228,8 @@ def swapper_model(seed: int = 11, cost_faithful: bool = False, batch: str = "pin
     ]
     if cost_faithful:
         _add_ballast(nodes, "output", _ballast(nodes, inits, "target", SWAPPER_COST, 128, 3))
-    inits.append(_const("emap", rng.standard_normal((512, 512)).astype(np.float32)))  # always the last initializer
+    emap = np.eye(512, dtype=np.float32) if identity_faithful else rng.standard_normal((512, 512)).astype(np.float32)
+    inits.append(_const("emap", emap))  # always the last initializer
     axis = "batch" if batch == "free" else 1
     graph = helper.make_graph(
         nodes, "generated_inswapper_128",
@@ -227,12 +243,13 @@ def swapper_model(seed: int = 11, cost_faithful: bool = False, batch: str = "pin
     return helper.make_model(graph, opset_imports=OPSET)
 
 
-def write_models(models_dir: Path, cost_faithful: bool = False) -> Path:
-    """Write all three generated files in the layout the service reads (cost-faithful: real compute too)."""
+def write_models(models_dir: Path, cost_faithful: bool = False, identity_faithful: bool = False) -> Path:
+    """Write all three generated files in the layout the service reads (cost-faithful: real compute too;
+    identity-faithful: an identity the swap carries over, see recognizer_model)."""
     models = (
         (DETECTOR, detector_model(cost_faithful=cost_faithful)),
-        (RECOGNIZER, recognizer_model(cost_faithful=cost_faithful)),
-        (SWAPPER, swapper_model(cost_faithful=cost_faithful)),
+        (RECOGNIZER, recognizer_model(cost_faithful=cost_faithful, identity_faithful=identity_faithful)),
+        (SWAPPER, swapper_model(cost_faithful=cost_faithful, identity_faithful=identity_faithful)),
     )
     for spec, model in models:
         path = models_dir / spec.relative_path

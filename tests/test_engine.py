@@ -32,14 +32,15 @@ def engine(model_set: ModelSet, models_dir: Path, gallery_dir: Path, tmp_path_fa
 def test_gallery_is_detected_once_in_one_batch(model_set: ModelSet, models_dir: Path, gallery_dir: Path, tmp_path: Path) -> None:
     fresh = ModelSet.load(models_dir, None, 0.5)
     asyncio.run(SwapEngine.start(LocalFaceModels(fresh), Settings(destinations_dir=gallery_dir, state_dir=tmp_path))).close()
-    assert fresh.runs == {"detect": 3}  # three readable destinations, nothing else
+    assert fresh.runs == {"detector": 3}  # three readable destinations, nothing else
 
 
 def test_a_request_runs_one_detection_one_embedding_and_one_swap_per_destination(engine: SwapEngine, model_set: ModelSet) -> None:
     model_set.runs.clear()
     outcome = asyncio.run(engine.swap(encode(upload_image()), SwapOptions()))
     assert len(outcome.swapped) == 2
-    assert model_set.runs == {"detect": 1, "embed": 1, "swap": 2}
+    # the recognizer: the source face, then each result re-embedded for its identity score
+    assert model_set.runs == {"detector": 1, "recognizer": 1 + 2, "swapper": 2}
 
 
 def test_faces_come_back_left_to_right(engine: SwapEngine) -> None:

@@ -11,8 +11,8 @@ import pytest
 from insightface.utils import face_align
 
 from swaparoony.face_helper import (
-    ARCFACE_TEMPLATE, align_matrix, crop_face, estimate_similarity, feather_mask, non_max_suppression,
-    paste_back, paste_region,
+    ARCFACE_TEMPLATE, align_matrix, arcface_view, crop_face, crop_mask, estimate_similarity, feather_mask,
+    non_max_suppression, paste_back, paste_region,
 )
 
 T1 = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
@@ -89,3 +89,23 @@ def test_paste_region_is_clipped_to_the_frame() -> None:
 def test_non_max_suppression_keeps_the_best_of_overlapping_boxes() -> None:
     boxes = np.array([[0, 0, 100, 100], [5, 5, 105, 105], [200, 200, 260, 260]], dtype=np.float32)
     assert non_max_suppression(boxes, np.array([0.8, 0.9, 0.7]), 0.4) == [1, 2]
+
+
+@pytest.mark.parametrize("size", [128, 256, 512])
+def test_the_arcface_crop_is_read_inside_a_swapper_crop_of_any_size(size: int) -> None:
+    photo = cv2.imread(str(T1))
+    landmarks = landmarks_in_photo()
+    direct = crop_face(photo, align_matrix(landmarks, 112), 112).astype(int)
+    view = arcface_view(crop_face(photo, align_matrix(landmarks, size), size)).astype(int)
+    assert view.shape == (112, 112, 3)
+    if size == 128:
+        assert np.array_equal(view, direct)  # the same warp, shifted 8 px: the same pixels
+    else:
+        assert np.abs(view - direct).mean() < 4  # resampled from a finer crop
+
+
+def test_boosted_crop_masks_scale_the_margin_and_blur() -> None:
+    for size in (256, 512):
+        small = cv2.resize(crop_mask(size), (128, 128), interpolation=cv2.INTER_AREA)
+        assert np.abs(small - crop_mask(128)).max() < 0.08  # the same shape at every size
+    assert not crop_mask(256).flags.writeable  # shared by every request: nobody may change it

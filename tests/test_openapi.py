@@ -36,7 +36,7 @@ def test_every_parameter_is_explained_with_an_example(document: dict) -> None:
         assert "encoding" not in form, path  # text fields are sent as text, not as JSON blobs
         for name, prop in form["schema"]["properties"].items():
             assert len(prop.get("description", "")) > 20, (path, name)
-            if name != "image":
+            if name not in ("image", "face_map"):  # Swagger UI fills examples in: face_map's would turn it on
                 assert prop.get("examples"), (path, name)
 
 

@@ -1,0 +1,29 @@
+"""Colour match (opt-in): the swapped face takes the destination face's colour statistics before it is pasted.
+
+inswapper renders skin in its own tones, which can stand out under the portrait's lighting. Matching the
+mean and standard deviation of each LAB channel inside the blend mask (Reinhard's transfer) keeps the
+swapped features and borrows the destination's light and white balance.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .types import Frame, Mask
+
+INSIDE = 0.5
+"""Mask weight above which a pixel counts as the face (the feathered rim is mostly the destination's)."""
+
+
+def match_colour(swapped: Frame, destination: Frame, mask: Mask) -> Frame:
+    """The swapped crop with its LAB mean and spread inside the mask moved to the destination crop's."""
+    inside = mask > INSIDE
+    if not inside.any():
+        return swapped
+    source = cv2.cvtColor(swapped, cv2.COLOR_BGR2LAB).astype(np.float32)
+    target = cv2.cvtColor(destination, cv2.COLOR_BGR2LAB).astype(np.float32)
+    source_mean, source_std = source[inside].mean(axis=0), source[inside].std(axis=0)
+    target_mean, target_std = target[inside].mean(axis=0), target[inside].std(axis=0)
+    matched = (source - source_mean) * (target_std / np.maximum(source_std, 1.0)) + target_mean
+    return cv2.cvtColor(np.clip(matched + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
