@@ -18,12 +18,13 @@ INSIDE = 0.5
 
 def match_colour(swapped: Frame, destination: Frame, mask: Mask) -> Frame:
     """The swapped crop with its LAB mean and spread inside the mask moved to the destination crop's."""
-    inside = mask > INSIDE
+    inside = (mask > INSIDE).astype(np.uint8)
     if not inside.any():
         return swapped
-    source = cv2.cvtColor(swapped, cv2.COLOR_BGR2LAB).astype(np.float32)
-    target = cv2.cvtColor(destination, cv2.COLOR_BGR2LAB).astype(np.float32)
-    source_mean, source_std = source[inside].mean(axis=0), source[inside].std(axis=0)
-    target_mean, target_std = target[inside].mean(axis=0), target[inside].std(axis=0)
-    matched = (source - source_mean) * (target_std / np.maximum(source_std, 1.0)) + target_mean
-    return cv2.cvtColor(np.clip(matched + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+    source = cv2.cvtColor(swapped, cv2.COLOR_BGR2LAB)
+    source_mean, source_std = cv2.meanStdDev(source, mask=inside)
+    target_mean, target_std = cv2.meanStdDev(cv2.cvtColor(destination, cv2.COLOR_BGR2LAB), mask=inside)
+    gain = target_std / np.maximum(source_std, 1.0)
+    # An affine map per channel of 8-bit LAB is a 256-entry table per channel: one lookup per pixel.
+    table = np.clip(np.arange(256)[:, None] * gain.T + (target_mean - source_mean * gain).T + 0.5, 0, 255)
+    return cv2.cvtColor(cv2.LUT(source, table.astype(np.uint8)[:, None, :]), cv2.COLOR_LAB2BGR)

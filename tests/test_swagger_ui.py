@@ -159,3 +159,14 @@ def test_an_operator_authorizes_and_adds_a_portrait(browser: object, tmp_path: P
     finally:
         context.close()
         stop_server(operator.process)
+
+
+def test_a_boosted_face_map_swap_from_swagger_shows_the_picture_and_its_score(page: object, photo: Path) -> None:
+    block = try_it_out(page, "swaparoony__swap_image", photo,
+                       {"destination": "two_faces.png", "pixel_boost": "512", "face_map": "2:1,1:2", "color_match": "true"})
+    assert status_of(block) == "200"
+    picture = block.locator(".live-responses-table img").first
+    picture.wait_for()
+    assert picture.evaluate("img => img.complete && img.naturalWidth > 100")
+    assert "x-identity-similarity" in block.locator(".live-responses-table tbody .response-col_description").first.inner_text().lower()
+    shot(block.locator(".live-responses-table"), "swap_image-boost512-face_map")

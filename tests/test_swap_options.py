@@ -225,3 +225,27 @@ def test_the_zip_lists_each_pictures_faces(faithful: Server) -> None:
     index = json.loads(zipfile.ZipFile(io.BytesIO(response.content)).read("results.json"))
     (listed,) = index["swapped_images"]
     assert len(listed["faces"]) == 3 and listed["identity_similarity"] is not None
+
+
+def test_the_bentoml_client_and_curl_take_the_new_options(faithful: Server, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import bentoml
+
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(UPLOAD)
+    with bentoml.SyncHTTPClient(faithful.url) as client:
+        body = client.swap(image=photo, destinations=["three.png"], destination_face_id=0, pixel_boost=256,
+                           color_match=True)
+        picture = client.swap_image(image=photo, destination="two.png", face_map="2:1,1:2")
+    (item,) = body["swapped_images"]
+    assert [f["destination_face_id"] for f in item["faces"]] == [1, 2, 3]
+    assert picture.size == (640, 640)
+    if shutil.which("curl"):
+        answered = subprocess.run(
+            ["curl", "-sS", "-D", "-", "-o", str(tmp_path / "out.jpg"), "-F", f"image=@{photo}", "-F", "destination=two.png",
+             "-F", "face_map=1:2,2:1", "-F", "pixel_boost=512", f"{faithful.url}/swap_image"],
+            capture_output=True, text=True, timeout=120, check=True).stdout
+        assert " 200" in answered.splitlines()[0] and "x-identity-similarity:" in answered.lower()
+        assert decode((tmp_path / "out.jpg").read_bytes()).shape == (640, 640, 3)
