@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -99,6 +100,13 @@ class PasteRegion:
     mask: Mask
     keep: Mask
     """1 - mask: the destination's own weight, kept so each paste is one blend call."""
+
+    def for_crop(self, matrix: AffineMatrix) -> PasteRegion:
+        """The same box and mask for the same face aligned at another crop size (pixel boost): only the warp
+        differs, so the masks (the largest part, up to megabytes for a big face) are shared, not made again."""
+        local = cv2.invertAffineTransform(matrix)
+        local[:, 2] -= (self.x0, self.y0)
+        return dataclasses.replace(self, matrix=local)
 
 
 def paste_region(frame_shape: tuple[int, ...], matrix: AffineMatrix, crop_mask: Mask) -> PasteRegion:

@@ -197,10 +197,14 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
 def _destination(name: str, frame: Frame, file: bytes, faces: list[Face]) -> Destination:
     if not faces:
         return Destination(name, frame, (), reason="no face found")
-    return Destination(name, frame, tuple(DestinationFace(face, {size: _aligned(frame, face, size) for size in BOOST_SIZES})
-                                          for face in faces), file=file)
+    return Destination(name, frame, tuple(DestinationFace(face, _aligned(frame, face)) for face in faces), file=file)
 
 
-def _aligned(frame: Frame, face: Face, size: int) -> AlignedFace:
-    matrix = align_matrix(face.landmarks, size)
-    return AlignedFace(crop_face(frame, matrix, size), paste_region(frame.shape, matrix, crop_mask(size)))
+def _aligned(frame: Frame, face: Face) -> dict[int, AlignedFace]:
+    """The face aligned at every pixel-boost size; one paste box and mask serve them all."""
+    aligned: dict[int, AlignedFace] = {}
+    for size in BOOST_SIZES:
+        matrix = align_matrix(face.landmarks, size)
+        region = aligned[BOOST_SIZES[0]].region.for_crop(matrix) if aligned else paste_region(frame.shape, matrix, crop_mask(size))
+        aligned[size] = AlignedFace(crop_face(frame, matrix, size), region)
+    return aligned

@@ -109,3 +109,17 @@ def test_boosted_crop_masks_scale_the_margin_and_blur() -> None:
         small = cv2.resize(crop_mask(size), (128, 128), interpolation=cv2.INTER_AREA)
         assert np.abs(small - crop_mask(128)).max() < 0.08  # the same shape at every size
     assert not crop_mask(256).flags.writeable  # shared by every request: nobody may change it
+
+
+def test_a_boosted_crop_pastes_back_through_the_shared_box_and_mask() -> None:
+    photo = cv2.imread(str(T1))
+    base = paste_region(photo.shape, align_matrix(landmarks_in_photo(), 128), crop_mask(128))
+    matrix = align_matrix(landmarks_in_photo(), 512)
+    region = base.for_crop(matrix)
+    assert region.mask is base.mask and (region.x0, region.y1) == (base.x0, base.y1)
+    own = paste_region(photo.shape, matrix, crop_mask(512))
+    assert (own.x0, own.y0, own.x1, own.y1) == (base.x0, base.y0, base.x1, base.y1)
+    assert np.allclose(region.matrix, own.matrix)
+    box = (slice(base.y0, base.y1), slice(base.x0, base.x1))
+    back = paste_back(photo, crop_face(photo, matrix, 512), region)
+    assert np.abs(back[box].astype(int) - photo[box]).mean() < 2.5  # the round trip only resamples
