@@ -1,12 +1,12 @@
 """JPEG results without encoding the whole picture: the destination is encoded once, a result re-encodes only
-the rows of blocks its face touched and splices them in.
+the tiles of blocks its faces touched and splices them in.
 
-The destination is encoded with a restart marker after every row of MCUs (the 8 or 16-pixel bands JPEG
-codes in), so each band's entropy-coded data stands alone: no DC prediction and no bit alignment cross a
-marker. A result differs from its destination only inside the face's box, so its file is the
-destination's bands above and below the box and a fresh encode of the bands the box covers, with the
-markers renumbered. With the same encoder and settings that is byte for byte the file a full encode of
-the result would be; tests check that it is.
+The destination is encoded with a restart marker every few MCUs (the 16x16 blocks JPEG codes in at 4:2:0), a
+count that divides the MCUs of a row, so the picture is a grid of tiles, one MCU row high, whose entropy-coded
+data stands alone: no DC prediction and no bit alignment cross a marker. A result differs from its
+destination only inside the faces' boxes, so its file is the destination's tiles around them and a fresh
+encode of the tiles the boxes cover, with the markers renumbered. With the same encoder and settings that is
+byte for byte the file a full encode of the result would be; tests check that it is.
 """
 
 from __future__ import annotations
@@ -20,43 +20,76 @@ from .types import Frame
 
 SOS, SOF0, EOI = 0xDA, 0xC0, b"\xff\xd9"
 RESTART_MARKERS = range(0xD0, 0xD8)
+MCU = 16
+"""Pixels per MCU side at 4:2:0 chroma."""
+MAX_TILE_MCUS = 8
+"""At most 128-pixel-wide tiles: a face box re-encodes two or three per MCU row, and each restart marker costs
+about 2.5 bytes (a 1280x1280 picture gains about 2 KB)."""
+
+
+@dataclass(frozen=True)
+class Area:
+    """A rectangle of whole tiles, in pixels: what a result re-encodes."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
 
 
 @dataclass(frozen=True)
 class SplicedJpeg:
-    """A destination encoded in independent bands of MCU rows, ready to take re-encoded bands."""
+    """A destination encoded in independent tiles, ready to take re-encoded ones."""
 
     header: bytes
     """Everything up to and including the start-of-scan segment; it holds the full picture's size."""
-    bands: tuple[bytes, ...]
-    band_height: int
+    tiles: tuple[bytes, ...]
+    """Entropy-coded data per tile, row by row."""
+    width: int
+    height: int
+    tile_mcus: int
     quality: int
 
     @classmethod
     def encode(cls, frame: Frame, quality: int) -> SplicedJpeg:
-        """Encode the frame once with a restart marker after every band."""
+        """Encode the frame once with a restart marker after every tile."""
         data = encode_banded(frame, quality)
-        header, bands = _split(data)
-        return cls(header, bands, _band_height(header), quality)
+        header, tiles = _split(data)
+        return cls(header, tiles, frame.shape[1], frame.shape[0], tile_mcus(frame.shape[1]), quality)
 
-    def rows(self, top: int, bottom: int) -> tuple[int, int]:
-        """The pixel rows of the whole bands that cover rows [top, bottom): what a result must re-encode."""
-        first, last = top // self.band_height, min(len(self.bands), -(-bottom // self.band_height))
-        return first * self.band_height, last * self.band_height
+    @property
+    def tiles_per_row(self) -> int:
+        return -(-self.width // MCU) // self.tile_mcus
 
-    def splice(self, strip: Frame, top: int) -> bytes:
-        """The JPEG of the destination with rows [top, top + strip height) replaced by strip (top from rows())."""
-        first = top // self.band_height
-        _, fresh = _split(encode_banded(np.ascontiguousarray(strip), self.quality))
-        bands = self.bands[:first] + fresh + self.bands[first + len(fresh) :]
-        body = b"".join(band + bytes((0xFF, 0xD0 + index % 8)) for index, band in enumerate(bands[:-1]))
-        return self.header + body + bands[-1] + EOI
+    def area(self, x0: int, y0: int, x1: int, y1: int) -> Area:
+        """The whole tiles that cover pixels [x0, x1) x [y0, y1), clipped to the picture."""
+        step = self.tile_mcus * MCU
+        return Area((x0 // step) * step, (y0 // MCU) * MCU, min(self.width, -(-x1 // step) * step),
+                    min(self.height, -(-y1 // MCU) * MCU))
+
+    def splice(self, patch: Frame, area: Area) -> bytes:
+        """The JPEG of the destination with the pixels of `area` (from area()) replaced by patch."""
+        _, fresh = _split(encode_banded(np.ascontiguousarray(patch), self.quality, self.tile_mcus))
+        tiles = list(self.tiles)
+        per_row, across = self.tiles_per_row, -(-(area.right - area.left) // (self.tile_mcus * MCU))
+        first_row, first_column = area.top // MCU, area.left // (self.tile_mcus * MCU)
+        for index, tile in enumerate(fresh):
+            row, column = divmod(index, across)
+            tiles[(first_row + row) * per_row + first_column + column] = tile
+        body = b"".join(tile + bytes((0xFF, 0xD0 + index % 8)) for index, tile in enumerate(tiles[:-1]))
+        return self.header + body + tiles[-1] + EOI
 
 
-def encode_banded(frame: Frame, quality: int) -> bytes:
-    """Baseline JPEG with the standard Huffman tables (no per-picture optimisation), a restart every MCU row."""
-    mcus_per_row = -(-frame.shape[1] // 16)  # 4:2:0 chroma: 16x16 MCUs
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_RST_INTERVAL, mcus_per_row,
+def tile_mcus(width: int) -> int:
+    """The widest tile, up to MAX_TILE_MCUS, that divides a row's MCUs (restart intervals count MCUs across rows)."""
+    row = -(-width // MCU)
+    return max(n for n in range(1, MAX_TILE_MCUS + 1) if row % n == 0)
+
+
+def encode_banded(frame: Frame, quality: int, tile: int | None = None) -> bytes:
+    """Baseline JPEG with the standard Huffman tables (no per-picture optimisation) and a restart marker every
+    `tile` MCUs (default: tile_mcus of its width)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_RST_INTERVAL, tile or tile_mcus(frame.shape[1]),
               cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
               cv2.IMWRITE_JPEG_OPTIMIZE, 0, cv2.IMWRITE_JPEG_PROGRESSIVE, 0]
     ok, buffer = cv2.imencode(".jpg", frame, params)
@@ -66,7 +99,7 @@ def encode_banded(frame: Frame, quality: int) -> bytes:
 
 
 def _split(data: bytes) -> tuple[bytes, tuple[bytes, ...]]:
-    """The header through SOS, and the entropy-coded data of each band (restart markers and EOI removed)."""
+    """The header through SOS, and the entropy-coded data of each tile (restart markers and EOI removed)."""
     at = 2
     while True:
         marker, length = data[at + 1], int.from_bytes(data[at + 2 : at + 4], "big")
@@ -74,23 +107,11 @@ def _split(data: bytes) -> tuple[bytes, tuple[bytes, ...]]:
         if marker == SOS:
             break
     header, scan = data[:at], data[at : -len(EOI)]
-    bands, start, at = [], 0, scan.find(b"\xff")
+    tiles, start, at = [], 0, scan.find(b"\xff")
     while 0 <= at < len(scan) - 1:
         if scan[at + 1] in RESTART_MARKERS:
-            bands.append(scan[start:at])
+            tiles.append(scan[start:at])
             start = at + 2
         at = scan.find(b"\xff", at + 2)  # a data 0xFF is stuffed as FF 00, so markers are the only other FFs
-    bands.append(scan[start:])
-    return header, tuple(bands)
-
-
-def _band_height(header: bytes) -> int:
-    """8 times the largest vertical sampling factor in the frame header: 16 for 4:2:0."""
-    at = 2
-    while True:
-        marker, length = header[at + 1], int.from_bytes(header[at + 2 : at + 4], "big")
-        if marker == SOF0:
-            components = header[at + 9]
-            factors = [header[at + 11 + 3 * i] & 0x0F for i in range(components)]
-            return 8 * max(factors)
-        at += 2 + length
+    tiles.append(scan[start:])
+    return header, tuple(tiles)

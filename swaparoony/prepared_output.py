@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from .content_credentials import Marker, Parent
 from .face_helper import PasteRegion, paste_back
 from .gallery import Destination
-from .jpeg_splice import SplicedJpeg
+from .jpeg_splice import Area, SplicedJpeg
 from .types import Frame
 from .visible_label import labelled, top_row
 
@@ -28,16 +28,19 @@ class PreparedOutput:
     parent: Parent | None
     label: str | None
 
-    def strip(self, pastes: list[Paste]) -> tuple[int, Frame] | None:
-        """The bands of rows the pasted faces change, pasted, and the row they start at; None where they reach the
-        label, which is drawn over the faces (then the whole result is composed and encoded)."""
-        top, bottom = self.jpeg.rows(min(r.y0 for _, r in pastes), max(r.y1 for _, r in pastes))
-        if self.label is not None and bottom > top_row(self.frame.shape, self.label):
+    def patch(self, pastes: list[Paste]) -> tuple[Area, Frame] | None:
+        """The tiles the pasted faces change, pasted, and where they are; None where they reach the label, which
+        is drawn over the faces (then the whole result is composed and encoded)."""
+        area = self.jpeg.area(min(r.x0 for _, r in pastes), min(r.y0 for _, r in pastes),
+                              max(r.x1 for _, r in pastes), max(r.y1 for _, r in pastes))
+        if self.label is not None and area.bottom > top_row(self.frame.shape, self.label):
             return None
-        band = self.base[top:bottom]
+        patch = self.base[area.top : area.bottom, area.left : area.right]
         for crop, region in pastes:
-            band = paste_back(band, crop, dataclasses.replace(region, y0=region.y0 - top, y1=region.y1 - top))
-        return top, band
+            moved = dataclasses.replace(region, x0=region.x0 - area.left, x1=region.x1 - area.left,
+                                        y0=region.y0 - area.top, y1=region.y1 - area.top)
+            patch = paste_back(patch, crop, moved)
+        return area, patch
 
     def full(self, pastes: list[Paste], label: bool = True) -> Frame:
         """The whole result: the faces pasted into the destination, then the label (if on and asked for) over them."""
