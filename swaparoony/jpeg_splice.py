@@ -44,7 +44,8 @@ class SplicedJpeg:
     header: bytes
     """Everything up to and including the start-of-scan segment; it holds the full picture's size."""
     tiles: tuple[bytes, ...]
-    """Entropy-coded data per tile, row by row."""
+    """Entropy-coded data per tile, row by row, each but the last followed by its restart marker (the marker's
+    number depends only on the tile's place), so a result is one join of mostly these."""
     width: int
     height: int
     tile_mcus: int
@@ -55,7 +56,8 @@ class SplicedJpeg:
         """Encode the frame once with a restart marker after every tile."""
         data = encode_banded(frame, quality)
         header, tiles = _split(data)
-        return cls(header, tiles, frame.shape[1], frame.shape[0], tile_mcus(frame.shape[1]), quality)
+        return cls(header, _marked(tiles, 0, len(tiles)), frame.shape[1], frame.shape[0], tile_mcus(frame.shape[1]),
+                   quality)
 
     @property
     def tiles_per_row(self) -> int:
@@ -75,9 +77,9 @@ class SplicedJpeg:
         first_row, first_column = area.top // MCU, area.left // (self.tile_mcus * MCU)
         for index, tile in enumerate(fresh):
             row, column = divmod(index, across)
-            tiles[(first_row + row) * per_row + first_column + column] = tile
-        body = b"".join(tile + bytes((0xFF, 0xD0 + index % 8)) for index, tile in enumerate(tiles[:-1]))
-        return self.header + body + tiles[-1] + EOI
+            at = (first_row + row) * per_row + first_column + column
+            (tiles[at],) = _marked((tile,), at, len(tiles))
+        return b"".join((self.header, *tiles, EOI))
 
 
 def tile_mcus(width: int) -> int:
@@ -96,6 +98,13 @@ def encode_banded(frame: Frame, quality: int, tile: int | None = None) -> bytes:
     if not ok:
         raise ValueError("OpenCV could not encode the JPEG")
     return buffer.tobytes()
+
+
+def _marked(tiles: tuple[bytes, ...], first: int, count: int) -> tuple[bytes, ...]:
+    """Tiles from place `first` on, each followed by the restart marker its place takes (none after the last of
+    the `count` tiles of the picture)."""
+    return tuple(tile + (bytes((0xFF, 0xD0 + at % 8)) if at < count - 1 else b"")
+                 for at, tile in enumerate(tiles, first))
 
 
 def _split(data: bytes) -> tuple[bytes, tuple[bytes, ...]]:
