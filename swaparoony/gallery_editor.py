@@ -83,6 +83,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
     """Write beside the target and rename over it, so a reload (here or on another replica) never reads half a file."""
     partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # the first portrait of a gallery not made yet
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)

@@ -190,6 +190,9 @@ def test_a_face_map_puts_each_identity_where_it_was_mapped(faithful: Server, mod
     ({"face_map": "1:1,2:1"}, 422, "two upload faces into destination face(s) [1]"),
     ({"face_map": "1:3", "destinations": "two.png"}, 422, "face_map pair 1:3: destination_face_id=3 is out of range"),
     ({"pixel_boost": "300"}, 400, "pixel_boost"),
+    ({"pixel_boost": "big"}, 400, "pixel_boost"),
+    ({"face_map": "1:1," * 150}, 400, "face_map"),  # over its 400 characters
+    ({"destination_face_id": "-1"}, 400, "destination_face_id"),
 ])
 def test_bad_face_maps_and_boosts_are_refused_with_what_to_do(faithful: Server, fields: dict, status: int, words: str) -> None:
     response = httpx.post(faithful.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, data=fields, timeout=60)

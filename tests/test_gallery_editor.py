@@ -1,0 +1,29 @@
+"""The operator's writes, in process: the first portrait of a gallery whose directory does not exist yet."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from conftest import encode
+from generated_models import draw_faces
+from swaparoony.engine import SwapEngine
+from swaparoony.model_set import LocalFaceModels, ModelSet
+from swaparoony.settings import Settings
+
+
+def test_the_first_portrait_creates_the_gallery_directory(tmp_path: Path, models_dir: Path) -> None:
+    directory = tmp_path / "not" / "made" / "yet"
+
+    async def scenario() -> tuple[int, bool, list[str]]:
+        settings = Settings(destinations_dir=directory, state_dir=tmp_path / "state", content_credentials="xmp")
+        engine = await SwapEngine.start(LocalFaceModels(ModelSet.load(models_dir, None, 0.5)), settings)
+        try:
+            destination, new = await engine.editor.put("first.jpg", encode(draw_faces((640, 640), [(320, 320)])))
+            return len(destination.faces), new, list(engine.gallery.destinations)
+        finally:
+            engine.close()
+
+    faces, new, names = asyncio.run(scenario())
+    assert (faces, new, names) == (1, True, ["first.jpg"])
+    assert (directory / "first.jpg").is_file() and [p.name for p in directory.iterdir()] == ["first.jpg"]
