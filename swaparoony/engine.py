@@ -25,7 +25,7 @@ from .model_set import FaceModels
 from .overview import contact_sheet, numbered_faces
 from .prepared_output import Paste, PreparedOutput, prepare
 from .settings import Settings
-from .swap_plan import NO_USABLE_DESTINATION, Planned, Skipped, SwapOptions, pick_face, pick_sources, plan, sources_used
+from .swap_plan import NO_USABLE_DESTINATION, Planned, Skipped, SwapOptions, pick_sources, plan, sources_used
 from .telemetry import NoTelemetry, Telemetry, timed
 from .types import DecodedImage, Face, FaceSwapRequest, Frame
 from .visible_label import labelled
@@ -39,7 +39,7 @@ SWAPPED = "A face from an uploaded photo swapped into this portrait by an AI fac
 SHEET = "Faces from an uploaded photo swapped into portraits by an AI face-swap model (inswapper), as a contact sheet."
 FACES = "A photo with the faces an AI face detector found boxed and numbered."
 __all__ = ["NO_USABLE_DESTINATION", "EncodedPicture", "PlacedFace", "Skipped", "SwapEngine", "SwapOptions",
-           "SwapOutcome", "SwappedImage", "pick_face"]
+           "SwapOutcome", "SwappedImage"]
 
 
 @dataclass(frozen=True)

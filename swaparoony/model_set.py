@@ -30,7 +30,7 @@ from .onnx_loader import (
 )
 from .colour_match import match_colour
 from .face_helper import arcface_view, blend, crop_mask
-from .pixel_boost import tiles, untiled
+from .pixel_boost import factor, tiles, untiled
 from .telemetry import ModelTelemetry, NoModelTelemetry
 from .types import FaceSwapRequest, FaceSwapResult, Frame, Latent, SwapItem
 
@@ -127,7 +127,7 @@ class ModelSet:
         items = [SwapItem(tile, latents[source]) for request, chosen in zip(requests, sources)
                  for target, source in zip(request.targets, chosen) for tile in tiles(target)]
         swapped = iter(self.swap(items))
-        crops = [[self._finished(untiled(np.stack([next(swapped) for _ in range((target.shape[0] // 128) ** 2)])),
+        crops = [[self._finished(untiled(np.stack([next(swapped) for _ in range(factor(target.shape[0]) ** 2)])),
                                  target, request.colour_match) for target in request.targets] for request in requests]
         results = self._identities([arcface_view(blend(crop, target, crop_mask(target.shape[0])))
                                     for request, done in zip(requests, crops) for crop, target in zip(done, request.targets)])
