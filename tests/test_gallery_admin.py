@@ -141,5 +141,9 @@ def test_the_gallery_index_orders_titles_and_restricts_faces(replicas: tuple[Ser
         wait_for(lambda: "gallery.json ignored" in b.log(), "the broken index to be reported")
         assert listed(b)["two_faces.png"]["title"] is None  # name order, every face, as without an index
         assert "order must be a whole number" in b.log()
+
+        (directory / "gallery.json").write_text(json.dumps({"one_face.jpg": {"title": "x" * 100}}) + " " * (1 << 20))
+        wait_for(lambda: "gallery.json ignored" in b.log().split("order must be a whole number")[-1], "the oversized index")
+        assert "over the 1,048,576-byte limit" in b.log()
     finally:
         (directory / "gallery.json").unlink()

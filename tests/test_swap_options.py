@@ -192,6 +192,7 @@ def test_a_face_map_puts_each_identity_where_it_was_mapped(faithful: Server, mod
     ({"pixel_boost": "300"}, 400, "pixel_boost"),
     ({"pixel_boost": "big"}, 400, "pixel_boost"),
     ({"face_map": "1:1," * 150}, 400, "face_map"),  # over its 400 characters
+    ({"face_map": ",".join(f"1:{i}" for i in range(1, 34))}, 400, "at most 32"),
     ({"destination_face_id": "-1"}, 400, "destination_face_id"),
 ])
 def test_bad_face_maps_and_boosts_are_refused_with_what_to_do(faithful: Server, fields: dict, status: int, words: str) -> None:
