@@ -146,11 +146,9 @@ class DestinationOut(BaseModel):
     @classmethod
     def of(cls, destination: Destination) -> DestinationOut:
         """How /destinations and the operator routes describe a portrait."""
-        offered = destination.info.faces
-        swappable = [i for i in range(1, len(destination.faces) + 1) if offered is None or i in offered]
         return cls(name=destination.name, width=destination.size[0], height=destination.size[1],
                    faces=len(destination.faces), reason=destination.reason, title=destination.info.title,
-                   swappable_faces=swappable)
+                   swappable_faces=destination.offered_faces)
 
 
 def error_response(exc: SwaparoonyError) -> JSONResponse:

@@ -215,10 +215,7 @@ class SwapEngine:
 
     async def _count_faces(self, portrait: bytes) -> int:
         """Faces in a portrait an operator is adding, decoded as a destination is."""
-        frame = (await self.decode(portrait, self.destination_limits)).frame
-        canvas, scale = await asyncio.to_thread(letterbox, frame)
-        (detections,) = await self.models.detect([canvas])
-        return len(faces_from_detections(detections, scale))
+        return len(await self._faces((await self.decode(portrait, self.destination_limits)).frame))
 
     def _prepare(self, destination: Destination) -> PreparedOutput:
         """A usable destination's JPEG in bands, labelled base and parent ingredient, made once per file."""
@@ -230,12 +227,16 @@ class SwapEngine:
             return await self.decode(upload, self.upload_limits)
 
     async def _detect(self, frame: Frame) -> list[Face]:
+        """An upload's faces, timed and counted for /metrics."""
         with timed(self.telemetry, "detect"):
-            canvas, scale = await asyncio.to_thread(letterbox, frame)
-            (detections,) = await self.models.detect([canvas])
-            faces = faces_from_detections(detections, scale)
+            faces = await self._faces(frame)
         self.telemetry.faces_found(len(faces))
         return faces
+
+    async def _faces(self, frame: Frame) -> list[Face]:
+        canvas, scale = await asyncio.to_thread(letterbox, frame)
+        (detections,) = await self.models.detect([canvas])
+        return faces_from_detections(detections, scale)
 
     async def _spliced_jpegs(self, placed: list[tuple[PreparedOutput, list[Paste]]]) -> list[bytes]:
         """JPEGs re-encoding only the tiles the faces changed, spliced into each destination's prepared JPEG: one

@@ -79,6 +79,11 @@ class Destination:
         return MEDIA_TYPES[Path(self.name).suffix.lower()]
 
     @property
+    def offered_faces(self) -> list[int]:
+        """The 1-based faces people may swap into: all of them, unless the gallery index narrows them."""
+        return [i for i in range(1, len(self.faces) + 1) if self.info.faces is None or i in self.info.faces]
+
+    @property
     def size(self) -> tuple[int, int]:
         """Width and height; (0, 0) for a file that could not be read."""
         return (self.frame.shape[1], self.frame.shape[0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ class GalleryIndex:
 EMPTY = GalleryIndex({})
 
 
-def read_index(directory: Path, read: Any) -> GalleryIndex:
+def read_index(directory: Path, read: Callable[[Path, int], bytes]) -> GalleryIndex:
     """The index in this directory (EMPTY if there is none), read with `read(path, max_bytes)`."""
     path = directory / INDEX_NAME
     try:

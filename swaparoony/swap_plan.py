@@ -98,7 +98,7 @@ def pick_sources(faces: list[Face], options: SwapOptions, wanted: list[int]) -> 
 def _pairs(destination: Destination, options: SwapOptions) -> tuple[tuple[FacePair, ...], str | None]:
     if destination.reason:
         return (), destination.reason
-    offered = [i for i in range(1, len(destination.faces) + 1) if destination.info.faces is None or i in destination.info.faces]
+    offered = destination.offered_faces
     if options.face_map:
         for pair in options.face_map:
             reason = _unusable(destination, pair[1], offered)

@@ -183,11 +183,7 @@ def test_the_signing_component_mounts_the_operators_secret(variant: str, tmp_pat
     pod = docs["ServingRuntime"]["spec"] if "ServingRuntime" in docs else docs["Deployment"]["spec"]["template"]["spec"]
     (volume,) = [v for v in pod["volumes"] if v["name"] == "signing"]
     assert volume["secret"]["secretName"] == "swaparoony-signing"
-    for kind, doc in docs.items():
-        if kind in kserve_validators:
-            assert not list(kserve_validators[kind].iter_errors(doc)), kind
-        elif kind in BUILT_IN_KINDS:
-            kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+    validate_all(docs, kserve_validators)
 
 
 def validate_all(docs: dict[str, dict[str, Any]], kserve_validators: dict) -> None:

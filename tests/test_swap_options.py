@@ -6,10 +6,16 @@ is its colour, the swap carries it over, so which identity landed where can be m
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import shutil
+import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import bentoml
 import cv2
 import httpx
 import numpy as np
@@ -77,8 +83,6 @@ def swap(server: Server, **fields: str) -> httpx.Response:
 
 
 def pictures(response: httpx.Response) -> dict[str, tuple[np.ndarray, dict]]:
-    import base64
-
     return {item["destination_name"]: (decode(base64.b64decode(item["image_data"])), item)
             for item in response.json()["swapped_images"]}
 
@@ -221,9 +225,6 @@ def test_colour_match_keeps_the_destinations_colours(faithful: Server) -> None:
 
 
 def test_the_zip_lists_each_pictures_faces(faithful: Server) -> None:
-    import io
-    import zipfile
-
     response = httpx.post(faithful.url + "/swap_zip", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
                           data={"destinations": "three.png", "destination_face_id": "0"}, timeout=120)
     index = json.loads(zipfile.ZipFile(io.BytesIO(response.content)).read("results.json"))
@@ -232,11 +233,6 @@ def test_the_zip_lists_each_pictures_faces(faithful: Server) -> None:
 
 
 def test_the_bentoml_client_and_curl_take_the_new_options(faithful: Server, tmp_path: Path) -> None:
-    import shutil
-    import subprocess
-
-    import bentoml
-
     photo = tmp_path / "me.jpg"
     photo.write_bytes(UPLOAD)
     with bentoml.SyncHTTPClient(faithful.url) as client:
