@@ -5,7 +5,10 @@ Small generated models, so the models cost almost nothing and the service's own 
 an older checkout served the same way in the same run, for before/after; content credentials are
 measured on and off, so signing is reported separately from the rest.
 
-    python benchmarks/request_cost.py [--repo /path/to/old/checkout] [--requests 40] [--seconds 10]
+    python benchmarks/request_cost.py [--repo /path/to/old/checkout ...] [--requests 40] [--seconds 10]
+        [--formats jpeg png webp] [--credentials on off] [--without MODULE ...]
+
+"client ms" is the load generator's own CPU per request at concurrency 16: it shares the machine with the service.
 """
 
 from __future__ import annotations
@@ -46,10 +49,23 @@ def cpu_seconds(group: list[psutil.Process]) -> float:
     return total
 
 
+def hidden(modules: list[str], work: Path) -> dict[str, str]:
+    """Environment that serves a checkout as if these installed modules were not: an older checkout did not depend
+    on them, and uvicorn, for one, uses uvloop and httptools whenever it can import them."""
+    if not modules:
+        return {}
+    stubs = work / "hidden-modules"
+    for module in modules:
+        (stubs / module).mkdir(parents=True, exist_ok=True)
+        (stubs / module / "__init__.py").write_text(f"raise ImportError('{module} is hidden from this checkout')\n")
+    return {"PYTHONPATH": str(stubs)}
+
+
 def measure(repo: Path, work: Path, models: Path, destinations: Path, credentials: str, output_format: str,
-            requests: int, seconds: float) -> dict[str, float]:
+            requests: int, seconds: float, env: dict[str, str] | None = None) -> dict[str, float]:
     server = start_server(work, {"SWAPAROONY_MODELS_DIR": str(models), "SWAPAROONY_DESTINATIONS_DIR": str(destinations),
-                                 "SWAPAROONY_CONTENT_CREDENTIALS": credentials, "SWAPAROONY_API_WORKERS": "1"}, cwd=repo)
+                                 "SWAPAROONY_CONTENT_CREDENTIALS": credentials, "SWAPAROONY_API_WORKERS": "1",
+                                 **(env or {})}, cwd=repo)
     image = upload()
     try:
         with httpx.Client(timeout=120) as client:
@@ -66,39 +82,47 @@ def measure(repo: Path, work: Path, models: Path, destinations: Path, credential
             before = {name: cpu_seconds(group) for name, group in groups.items()}
             latencies = [one() for _ in range(requests)]
             after = {name: cpu_seconds(group) for name, group in processes(server.process.pid).items()}
-        rps = 0.0
+        rps = client_ms = 0.0
         if seconds:
+            started = time.process_time()
             done, _, elapsed = asyncio.run(run_clients(server.url, 16, seconds, image))
             rps = len(done) / elapsed
+            client_ms = (time.process_time() - started) / max(1, len(done)) * 1e3
         return {"api_ms": (after["api"] - before["api"]) / requests * 1e3,
                 "models_ms": (after["models"] - before["models"]) / requests * 1e3,
-                "latency_ms": statistics.median(latencies) * 1e3, "rps16": rps}
+                "latency_ms": statistics.median(latencies) * 1e3, "rps16": rps, "client_ms": client_ms}
     finally:
         stop_server(server.process)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repo", type=Path, help="an older checkout to compare with")
+    parser.add_argument("--repo", type=Path, action="append", default=[],
+                        help="an older checkout to compare with (repeat for several; each is labelled by its folder name)")
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--formats", nargs="+", default=["jpeg", "png", "webp"])
+    parser.add_argument("--credentials", nargs="+", default=["on", "off"], choices=["on", "off"])
+    parser.add_argument("--without", nargs="+", default=[], metavar="MODULE",
+                        help="installed modules the older checkouts are served without (e.g. uvloop httptools pybase64)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="swaparoony-cost-"))
     models = write_models(work / "models")
     destinations = gallery(work / "destinations", count=4)
-    repos = ([("before", args.repo)] if args.repo else []) + [("now", REPO)]
+    repos = [(repo.name[-12:], repo) for repo in args.repo] + [("now", REPO)]
     print(f"/swap of a 640x640 selfie into 4 destinations of 1280x1280, small models, 1 API worker; "
           f"{args.requests} sequential requests (CPU per request, median latency), then 16 clients for {args.seconds:.0f} s")
-    print(f"{'code':<7}{'format':<6}{'credentials':<12}{'API CPU ms':>11}{'model CPU ms':>13}{'latency ms':>11}{'req/s @16':>10}")
+    print(f"{'code':<13}{'format':<6}{'credentials':<12}{'API CPU ms':>11}{'model CPU ms':>13}{'latency ms':>11}{'req/s @16':>10}"
+          f"{'client ms':>10}")
     for output_format in args.formats:
-        for credentials in ("on", "off"):
+        for credentials in args.credentials:
             for label, repo in repos:  # one after the other, in the same run
                 seconds = args.seconds if output_format == "jpeg" else 0
                 r = measure(repo, work / f"{label}-{output_format}-{credentials}", models, destinations, credentials,
-                            output_format, args.requests if output_format == "jpeg" else max(5, args.requests // 4), seconds)
-                rps = f"{r['rps16']:>10.1f}" if seconds else f"{'-':>10}"
-                print(f"{label:<7}{output_format:<6}{credentials:<12}{r['api_ms']:>11.1f}{r['models_ms']:>13.1f}"
+                            output_format, args.requests if output_format == "jpeg" else max(5, args.requests // 4), seconds,
+                            hidden(args.without, work) if repo != REPO else None)
+                rps = f"{r['rps16']:>10.1f}{r['client_ms']:>10.1f}" if seconds else f"{'-':>10}{'-':>10}"
+                print(f"{label:<13}{output_format:<6}{credentials:<12}{r['api_ms']:>11.1f}{r['models_ms']:>13.1f}"
                       f"{r['latency_ms']:>11.1f}{rps}", flush=True)
 
 
