@@ -6,7 +6,6 @@ reshapes its results and errors into the original bodies.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -14,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 import bentoml
+import pybase64
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -76,7 +76,7 @@ def original_body(outcome: SwapOutcome) -> dict[str, Any]:
         "success": True,
         "message": f"Successfully swapped face onto {len(outcome.swapped)} images",
         "swapped_images": [
-            {"image_data": base64.b64encode(image.data).decode("ascii"), "destination_name": image.destination_name}
+            {"image_data": pybase64.b64encode(image.data).decode("ascii"), "destination_name": image.destination_name}
             for image in outcome.swapped
         ],
         "faces_detected_in_source": outcome.faces_detected_in_source,
@@ -159,7 +159,7 @@ def _kserve_input(body: bytes) -> tuple[bytes, int, int]:
         raise BadRequest('Send JSON like {"image": "<base64 JPEG>", "source_face_id": 1, "destination_face_id": 1}.')
     encoded = DATA_URL_PREFIX.sub("", payload["image"].strip())
     try:
-        upload = base64.b64decode(encoded, validate=True)
+        upload = pybase64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise UndecodableImage("The image field is not valid base64.") from exc
     return (upload, *_face_ids(payload.get("source_face_id", 1), payload.get("destination_face_id", 1)))

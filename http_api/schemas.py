@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import io
 import json
@@ -12,6 +11,7 @@ from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 import PIL.Image
+import pybase64
 from bentoml import IODescriptor
 from bentoml.validators import ContentType
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WrapValidator
@@ -208,7 +208,7 @@ def swap_json(outcome: SwapOutcome) -> bytes:
     for index, image in enumerate(outcome.swapped):
         tail = image.described()
         parts += [b", " if index else b"", json.dumps({"destination_name": image.destination_name})[:-1].encode(),
-                  b', "image_data": "', base64.b64encode(image.data), b'", ', json.dumps(tail)[1:].encode()]
+                  b', "image_data": "', pybase64.b64encode(image.data), b'", ', json.dumps(tail)[1:].encode()]
     skipped = [{"destination_name": s.destination_name, "reason": s.reason} for s in outcome.skipped]
     parts += [b'], "skipped": ', json.dumps(skipped).encode(), b"}"]
     return b"".join(parts)
