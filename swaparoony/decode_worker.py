@@ -1,9 +1,9 @@
-"""The decode worker process: reads requests on stdin, decodes with image_file, writes pixels to stdout.
+"""The decode worker process: reads requests on stdin, decodes with image_file, writes BGR pixels to stdout.
 
 Run by DecoderPool as `python -m swaparoony.decode_worker MEMORY_BYTES`. Once started it writes one
 READY byte. A request is a 4-byte
 length, a JSON object of DecodeLimits, an 8-byte length and the file's bytes; a reply is a 4-byte
-length, a JSON object ({"shape", "scale"} or {"error", "message"}) and, on success, the RGB pixels.
+length, a JSON object ({"shape", "scale"} or {"error", "message"}) and, on success, the BGR pixels.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import DecodeTooCostly, SwaparoonyError
-from .image_file import DecodeLimits, read_rgb
+from .image_file import DecodeLimits, read_bgr
 
 HEADER = struct.Struct("!I")
 SIZE = struct.Struct("!Q")
@@ -33,9 +33,9 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         data = requests.read(SIZE.unpack(requests.read(SIZE.size))[0])
         pixels: bytes | memoryview = b""
         try:
-            rgb, scale = read_rgb(data, limits)
-            reply: dict[str, object] = {"shape": list(rgb.shape), "scale": scale}
-            pixels = np.ascontiguousarray(rgb).data  # written as it is, no copy
+            bgr, scale = read_bgr(data, limits)
+            reply: dict[str, object] = {"shape": list(bgr.shape), "scale": scale}
+            pixels = np.ascontiguousarray(bgr).data  # written as it is, no copy
         except MemoryError:
             error = DecodeTooCostly("The image needs more memory to decode than the service allows.")
             reply = {"error": type(error).__name__, "message": str(error)}

@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from . import errors
@@ -124,8 +123,8 @@ class _Worker:
         if "error" in reply:
             error = getattr(errors, reply["error"], None)
             raise (error if isinstance(error, type) and issubclass(error, SwaparoonyError) else UndecodableImage)(reply["message"])
-        rgb = np.frombuffer(self._read(int(np.prod(reply["shape"])), deadline), np.uint8).reshape(reply["shape"])
-        return DecodedImage(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=rgb), reply["scale"])
+        pixels = self._read(int(np.prod(reply["shape"])), deadline)
+        return DecodedImage(np.frombuffer(pixels, np.uint8).reshape(reply["shape"]), reply["scale"])
 
     def _write(self, data: bytes, deadline: float) -> None:
         view = memoryview(data)

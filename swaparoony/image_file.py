@@ -1,4 +1,4 @@
-"""Image files to 8-bit RGB pixels, within limits on bytes, pixels, scans and memory.
+"""Image files to 8-bit BGR pixels, within limits on bytes, pixels, scans and memory.
 
 This module imports only Pillow and NumPy, so the decode worker process that runs it stays small
 (OpenCV alone maps ~300 MB of address space, which would eat its memory limit).
@@ -42,8 +42,9 @@ class DecodeLimits:
         return asdict(self)
 
 
-def read_rgb(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, float]:
-    """Decode to an upright HxWx3 uint8 RGB array and the factor from its pixels to the file's pixels.
+def read_bgr(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, float]:
+    """Decode to an upright HxWx3 uint8 BGR array (OpenCV's order, which the service works in) and the factor from
+    its pixels to the file's pixels.
 
     Uploads (long_side set) are reduced by whole factors while their long side stays at or above
     long_side; JPEGs get that reduction from the decoder itself (DCT scaling), which is also faster.
@@ -58,13 +59,13 @@ def read_rgb(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, float]:
     full_long_side = max(image.size)
     try:
         image = _reduced(image, limits.long_side)
-        image = ImageOps.exif_transpose(image)
-        rgb = _to_rgb8(image)
+        ImageOps.exif_transpose(image, in_place=True)  # not a copy of every upright photo
+        bgr = _to_bgr8(image)
     except MemoryError as exc:
         raise DecodeTooCostly(f"The {image.format} image needs more memory to decode than the service allows.") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise UndecodableImage(f"The {image.format} image could not be decoded ({exc}); it may be truncated. {HINT}") from exc
-    return rgb, full_long_side / max(rgb.shape[:2])
+    return bgr, full_long_side / max(bgr.shape[:2])
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -142,12 +143,14 @@ def _gray8(pixels: np.ndarray) -> np.ndarray:
     return (np.clip(pixels, 0, 65535) // 257).astype(np.uint8)
 
 
-def _to_rgb8(image: Image.Image) -> np.ndarray:
+def _to_bgr8(image: Image.Image) -> np.ndarray:
+    """Read-only BGR pixels; Pillow packs them in that order itself, in the one pass any RGB array would take."""
     if image.mode in SIXTEEN_BIT_MODES:
         return np.repeat(_gray8(np.asarray(image))[..., None], 3, axis=2)
     if _has_alpha(image):
         rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-        on_white = Image.new("RGB", rgba.size, (255, 255, 255))
-        on_white.paste(rgba, (0, 0), rgba)  # the alpha band is the mask; no full-frame float copies
-        return np.asarray(on_white)
-    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        image = Image.new("RGB", rgba.size, (255, 255, 255))
+        image.paste(rgba, (0, 0), rgba)  # on white: the alpha band is the mask; no full-frame float copies
+    elif image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.frombuffer(image.tobytes("raw", "BGR"), np.uint8).reshape(image.height, image.width, 3)

@@ -6,11 +6,10 @@ import io
 from typing import Literal
 
 import cv2
-import numpy as np
 from PIL import Image
 
 from .errors import UndecodableImage
-from .image_file import DecodeLimits, read_rgb
+from .image_file import DecodeLimits, read_bgr
 from .types import Frame
 
 OutputFormat = Literal["jpeg", "png", "webp"]
@@ -19,8 +18,8 @@ MEDIA_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png", "webp":
 
 def decode_image(data: bytes, max_bytes: int, max_pixels: int, long_side: int | None = None) -> Frame:
     """Decode to an upright 8-bit BGR frame in this process (the service decodes in DecoderPool's processes)."""
-    rgb, _ = read_rgb(data, DecodeLimits(max_bytes, max_pixels, long_side))
-    return np.ascontiguousarray(rgb[..., ::-1])
+    bgr, _ = read_bgr(data, DecodeLimits(max_bytes, max_pixels, long_side))
+    return bgr.copy()  # writable, as frames from the decode processes are
 
 
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]

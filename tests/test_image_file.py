@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import pil_bytes
 from hostile_files import progressive_jpeg, scan_bomb, sixteen_bit_png
 from swaparoony.errors import DecodeTooCostly, UploadTooLarge
-from swaparoony.image_file import MAX_JPEG_SCANS, DecodeLimits, read_rgb
+from swaparoony.image_file import MAX_JPEG_SCANS, DecodeLimits, read_bgr
 
 UPLOAD = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000, long_side=1920)
 FULL = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000)
@@ -19,40 +19,40 @@ FULL = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000)
 def test_a_phone_sized_jpeg_upload_is_decoded_at_half_size_by_the_decoder() -> None:
     photo = np.zeros((3024, 4032, 3), np.uint8)
     photo[:, :2016] = (250, 30, 30)  # left half red
-    rgb, scale = read_rgb(pil_bytes(Image.fromarray(photo), "JPEG", quality=90), UPLOAD)
-    assert rgb.shape == (1512, 2016, 3) and scale == 2.0
-    assert rgb[700, 500, 0] > 200 and rgb[700, 1500, 0] < 40  # still the same picture
+    bgr, scale = read_bgr(pil_bytes(Image.fromarray(photo), "JPEG", quality=90), UPLOAD)
+    assert bgr.shape == (1512, 2016, 3) and scale == 2.0
+    assert bgr[700, 500, 2] > 200 and bgr[700, 1500, 2] < 40  # still the same picture, red in BGR's last channel
 
 
 def test_a_huge_16_bit_png_upload_is_reduced_and_scaled_to_8_bit() -> None:
-    rgb, scale = read_rgb(sixteen_bit_png((6300, 6300), value=40000), UPLOAD)
-    assert rgb.shape == (2100, 2100, 3) and scale == 3.0
-    assert (rgb == 40000 // 257).all()
+    bgr, scale = read_bgr(sixteen_bit_png((6300, 6300), value=40000), UPLOAD)
+    assert bgr.shape == (2100, 2100, 3) and scale == 3.0
+    assert (bgr == 40000 // 257).all()
 
 
 def test_destinations_keep_their_full_size() -> None:
-    rgb, scale = read_rgb(pil_bytes(Image.new("RGB", (4032, 3024), (10, 20, 30)), "PNG"), FULL)
-    assert rgb.shape == (3024, 4032, 3) and scale == 1.0
+    bgr, scale = read_bgr(pil_bytes(Image.new("RGB", (4032, 3024), (10, 20, 30)), "PNG"), FULL)
+    assert bgr.shape == (3024, 4032, 3) and scale == 1.0
 
 
 def test_a_scan_bomb_is_refused_without_decoding() -> None:
     ordinary = progressive_jpeg((1024, 1024))
-    assert read_rgb(ordinary, UPLOAD)[0].shape == (1024, 1024, 3)
+    assert read_bgr(ordinary, UPLOAD)[0].shape == (1024, 1024, 3)
     bomb = scan_bomb(ordinary, copies=3000)
     with pytest.raises(DecodeTooCostly, match=f"3,010 scans; the limit is {MAX_JPEG_SCANS}"):
-        read_rgb(bomb, UPLOAD)
+        read_bgr(bomb, UPLOAD)
 
 
 @pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
 def test_phone_formats_have_the_same_pixel_limit(fmt: str) -> None:
     pillow_heif.register_heif_opener()
     data = pil_bytes(Image.new("RGB", (640, 480), (90, 120, 200)), fmt)
-    assert read_rgb(data, UPLOAD)[0].shape == (480, 640, 3)
+    assert read_bgr(data, UPLOAD)[0].shape == (480, 640, 3)
     with pytest.raises(UploadTooLarge, match="640x480"):
-        read_rgb(data, DecodeLimits(max_bytes=10_000_000, max_pixels=100_000))
+        read_bgr(data, DecodeLimits(max_bytes=10_000_000, max_pixels=100_000))
 
 
 def test_an_mpo_is_read_as_its_first_picture() -> None:
     first, second = Image.new("RGB", (640, 480), (250, 0, 0)), Image.new("RGB", (640, 480), (0, 0, 250))
-    rgb, _ = read_rgb(pil_bytes(first, "MPO", save_all=True, append_images=[second]), UPLOAD)
-    assert rgb[240, 320, 0] > 200 and rgb[240, 320, 2] < 50
+    bgr, _ = read_bgr(pil_bytes(first, "MPO", save_all=True, append_images=[second]), UPLOAD)
+    assert bgr[240, 320, 2] > 200 and bgr[240, 320, 0] < 50
