@@ -55,8 +55,7 @@ class FaceDetector:
         """Detect faces on each canvas; rows are in canvas pixels (see DETECTION_COLUMNS)."""
         if not canvases:
             return []
-        norm = self.spec.normalisation
-        blob = cv2.dnn.blobFromImages(canvases, 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)
+        blob = self.spec.normalisation.blob(canvases)
         (input_name,), names = self.layout.input_names, list(self.layout.output_names)
         if self.layout.batch_free:
             # [N, anchors, width], or [N * anchors, width] where the export folds the batch: per item either way.

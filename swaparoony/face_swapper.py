@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -25,8 +24,7 @@ class FaceSwapper:
         """Return one swapped BGR crop per item."""
         if not items:
             return []
-        norm = self.spec.normalisation
-        targets = cv2.dnn.blobFromImages([item.crop for item in items], 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)
+        targets = self.spec.normalisation.blob([item.crop for item in items])
         latents = np.stack([item.latent for item in items]).astype(np.float32)
         if self.layout.batch_free:
             predictions = self._run(targets, latents)
