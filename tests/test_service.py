@@ -208,6 +208,12 @@ def test_sustained_load_drops_no_model_call(server: Server) -> None:
     assert server.log().count("connection dropped") == dropped_before
 
 
+def test_the_log_has_one_access_line_per_request_not_one_per_model_call(server: Server) -> None:
+    assert post_swap(server).status_code == 200
+    wait_for(lambda: "method=POST,path=/swap," in server.log(), "the API's access line for /swap")
+    assert "path=/detect" not in server.log() and "path=/swap_faces" not in server.log()
+
+
 def test_openapi_documents_the_public_routes(server: Server) -> None:
     paths = httpx.get(server.url + "/docs.json").json()["paths"]
     assert {"/swap", "/swap_image", "/faces", "/destinations"} <= set(paths)
