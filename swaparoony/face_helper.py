@@ -19,28 +19,31 @@ ARCFACE_TEMPLATE = np.array(
 """Where ArcFace expects the five landmarks in a 112x112 crop."""
 
 
+@functools.cache
 def alignment_template(size: int) -> np.ndarray:
-    """The landmark template for a square crop, as insightface's estimate_norm builds it."""
+    """The landmark template for a square crop, as insightface's estimate_norm builds it (made once per size, so
+    read-only)."""
     if size % 112 == 0:
-        return ARCFACE_TEMPLATE * (size / 112.0)
-    # 128-pixel crops (inswapper) keep the 112 template's scale and shift it 8 px right.
-    ratio = size / 128.0
-    return ARCFACE_TEMPLATE * ratio + np.array([8.0 * ratio, 0.0])
+        template = ARCFACE_TEMPLATE * (size / 112.0)
+    else:  # 128-pixel crops (inswapper) keep the 112 template's scale and shift it 8 px right.
+        ratio = size / 128.0
+        template = ARCFACE_TEMPLATE * ratio + np.array([8.0 * ratio, 0.0])
+    template.setflags(write=False)
+    return template
 
 
 def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> AffineMatrix:
-    """Least-squares similarity transform (Umeyama 1991) mapping src points onto dst points."""
+    """Least-squares similarity transform (Umeyama 1991) mapping src points onto dst points.
+
+    In the plane, a rotation with scale is one complex factor, so Umeyama's SVD has a closed form: the factor is
+    the centred points' complex correlation over the source's spread. The same matrix to rounding, reflections
+    included, in a third of the time (69 against 200 us; it runs on the event loop once per upload face)."""
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
     src_c, dst_c = src - src_mean, dst - dst_mean
-    covariance = dst_c.T @ src_c / len(src)
-    u, singular, vt = np.linalg.svd(covariance)
-    sign = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1, 1] = -1
-    rotation = u @ sign @ vt
-    scale = np.trace(np.diag(singular) @ sign) / src_c.var(axis=0).sum()
-    translation = dst_mean - scale * rotation @ src_mean
-    return np.hstack([scale * rotation, translation[:, None]])
+    src_z, dst_z = src_c[:, 0] + 1j * src_c[:, 1], dst_c[:, 0] + 1j * dst_c[:, 1]
+    factor = np.vdot(src_z, dst_z) / np.vdot(src_z, src_z).real
+    linear = np.array([[factor.real, -factor.imag], [factor.imag, factor.real]])
+    return np.hstack([linear, (dst_mean - linear @ src_mean)[:, None]])
 
 
 def align_matrix(landmarks: Landmarks5, size: int) -> AffineMatrix:
