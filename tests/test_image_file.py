@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pillow_heif
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from conftest import pil_bytes
 from hostile_files import progressive_jpeg, scan_bomb, sixteen_bit_png
@@ -56,3 +58,29 @@ def test_an_mpo_is_read_as_its_first_picture() -> None:
     first, second = Image.new("RGB", (640, 480), (250, 0, 0)), Image.new("RGB", (640, 480), (0, 0, 250))
     bgr, _ = read_bgr(pil_bytes(first, "MPO", save_all=True, append_images=[second]), UPLOAD)
     assert bgr[240, 320, 2] > 200 and bgr[240, 320, 0] < 50
+
+
+def _pillow_bgr(data: bytes) -> np.ndarray:
+    """What Pillow alone makes of a file: upright, RGB, in BGR order."""
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    return np.asarray(image.convert("RGB"))[..., ::-1]
+
+
+def _exif_rotated(photo: Image.Image) -> bytes:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # stored sideways, shown turned 90 degrees clockwise
+    return pil_bytes(photo, "JPEG", quality=90, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize("kind", ["colour", "grey", "cmyk", "exif-rotated"])
+def test_every_kind_of_jpeg_gives_the_pixels_pillow_gives(kind: str) -> None:
+    # Plain colour and grey JPEGs take libjpeg-turbo's direct path to BGR; the others Pillow's. Either way a
+    # person's photo must come out the same.
+    photo = Image.effect_noise((320, 240), 50).convert("RGB").resize((320, 240))
+    data = {"colour": lambda: pil_bytes(photo, "JPEG", quality=90),
+            "grey": lambda: pil_bytes(photo.convert("L"), "JPEG", quality=90),
+            "cmyk": lambda: pil_bytes(photo.convert("CMYK"), "JPEG", quality=90),
+            "exif-rotated": lambda: _exif_rotated(photo)}[kind]()
+    bgr, scale = read_bgr(data, UPLOAD)
+    assert scale == 1.0 and bgr.shape == ((320, 240, 3) if kind == "exif-rotated" else (240, 320, 3))
+    assert np.array_equal(bgr, _pillow_bgr(data))
