@@ -11,6 +11,7 @@ byte for byte the file a full encode of the result would be; tests check that it
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import cv2
@@ -19,7 +20,10 @@ import numpy as np
 from .types import Frame
 
 SOS, SOF0, EOI = 0xDA, 0xC0, b"\xff\xd9"
-RESTART_MARKERS = range(0xD0, 0xD8)
+RESTARTS = tuple(bytes((0xFF, marker)) for marker in range(0xD0, 0xD8))
+"""The eight restart markers, RST0 to RST7, used in turn."""
+RESTART = re.compile(rb"\xff[\xd0-\xd7]")
+"""A restart marker in entropy-coded data, where a data byte 0xFF is always stuffed as FF 00."""
 MCU = 16
 """Pixels per MCU side at 4:2:0 chroma."""
 MAX_TILE_MCUS = 8
@@ -56,8 +60,8 @@ class SplicedJpeg:
         """Encode the frame once with a restart marker after every tile."""
         data = encode_banded(frame, quality)
         header, tiles = _split(data)
-        return cls(header, _marked(tiles, 0, len(tiles)), frame.shape[1], frame.shape[0], tile_mcus(frame.shape[1]),
-                   quality)
+        return cls(header, tuple(_marked(tile, at, len(tiles)) for at, tile in enumerate(tiles)), frame.shape[1],
+                   frame.shape[0], tile_mcus(frame.shape[1]), quality)
 
     @property
     def tiles_per_row(self) -> int:
@@ -74,11 +78,11 @@ class SplicedJpeg:
         _, fresh = _split(encode_banded(np.ascontiguousarray(patch), self.quality, self.tile_mcus))
         tiles = list(self.tiles)
         per_row, across = self.tiles_per_row, -(-(area.right - area.left) // (self.tile_mcus * MCU))
-        first_row, first_column = area.top // MCU, area.left // (self.tile_mcus * MCU)
+        first = (area.top // MCU) * per_row + area.left // (self.tile_mcus * MCU)
         for index, tile in enumerate(fresh):
             row, column = divmod(index, across)
-            at = (first_row + row) * per_row + first_column + column
-            (tiles[at],) = _marked((tile,), at, len(tiles))
+            at = first + row * per_row + column
+            tiles[at] = _marked(tile, at, len(tiles))
         return b"".join((self.header, *tiles, EOI))
 
 
@@ -100,14 +104,13 @@ def encode_banded(frame: Frame, quality: int, tile: int | None = None) -> bytes:
     return buffer.tobytes()
 
 
-def _marked(tiles: tuple[bytes, ...], first: int, count: int) -> tuple[bytes, ...]:
-    """Tiles from place `first` on, each followed by the restart marker its place takes (none after the last of
-    the `count` tiles of the picture)."""
-    return tuple(tile + (bytes((0xFF, 0xD0 + at % 8)) if at < count - 1 else b"")
-                 for at, tile in enumerate(tiles, first))
+def _marked(tile: bytes, at: int, count: int) -> bytes:
+    """The tile at place `at` followed by the restart marker that place takes (none after the last of the `count`
+    tiles of the picture)."""
+    return tile + RESTARTS[at % 8] if at < count - 1 else tile
 
 
-def _split(data: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+def _split(data: bytes) -> tuple[bytes, list[bytes]]:
     """The header through SOS, and the entropy-coded data of each tile (restart markers and EOI removed)."""
     at = 2
     while True:
@@ -115,12 +118,4 @@ def _split(data: bytes) -> tuple[bytes, tuple[bytes, ...]]:
         at += 2 + length
         if marker == SOS:
             break
-    header, scan = data[:at], data[at : -len(EOI)]
-    tiles, start, at = [], 0, scan.find(b"\xff")
-    while 0 <= at < len(scan) - 1:
-        if scan[at + 1] in RESTART_MARKERS:
-            tiles.append(scan[start:at])
-            start = at + 2
-        at = scan.find(b"\xff", at + 2)  # a data 0xFF is stuffed as FF 00, so markers are the only other FFs
-    tiles.append(scan[start:])
-    return header, tuple(tiles)
+    return data[:at], RESTART.split(data[at : -len(EOI)])
