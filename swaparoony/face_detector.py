@@ -55,7 +55,8 @@ class FaceDetector:
         """Detect faces on each canvas; rows are in canvas pixels (see DETECTION_COLUMNS)."""
         if not canvases:
             return []
-        blob = self.spec.normalisation.blob(canvases)
+        norm = self.spec.normalisation
+        blob = cv2.dnn.blobFromImages(canvases, 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)
         (input_name,), names = self.layout.input_names, list(self.layout.output_names)
         if self.layout.batch_free:
             # [N, anchors, width], or [N * anchors, width] where the export folds the batch: per item either way.

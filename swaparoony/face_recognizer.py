@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -29,7 +30,8 @@ class FaceRecognizer:
         """L2-normalised ArcFace embeddings, one row per aligned crop; a free batch axis runs them as one call."""
         if not crops:
             return np.zeros((0, 512), np.float32)
-        blob = self.spec.normalisation.blob(crops)
+        norm = self.spec.normalisation
+        blob = cv2.dnn.blobFromImages(crops, 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)
         (input_name,), outputs = self.layout.input_names, list(self.layout.output_names)
         if self.layout.batch_free:
             embeddings = self.session.run(outputs, {input_name: blob})[0]

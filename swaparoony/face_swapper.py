@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -24,7 +25,8 @@ class FaceSwapper:
         """Return one swapped BGR crop per item."""
         if not items:
             return []
-        targets = self.spec.normalisation.blob([item.crop for item in items])
+        norm = self.spec.normalisation
+        targets = cv2.dnn.blobFromImages([item.crop for item in items], 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)
         latents = np.stack([item.latent for item in items]).astype(np.float32)
         if self.layout.batch_free:
             predictions = self._run(targets, latents)
