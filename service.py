@@ -37,7 +37,7 @@ from http_api.schemas import (
 from http_api.shutdown import DrainMarks, drain_on_sigterm, keep_sockets_until_workers_stop
 from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine
 from swaparoony.results_archive import results_archive
-from swaparoony.cpu_budget import one_opencv_thread
+from swaparoony.cpu_budget import one_blas_thread, one_opencv_thread
 from swaparoony.errors import (
     AcceleratorUnavailable, CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError,
 )
@@ -50,6 +50,7 @@ logger = logging.getLogger("swaparoony")
 logger.setLevel(logging.INFO)
 settings = Settings.from_env()
 one_opencv_thread()
+one_blas_thread()
 
 request_parsing.install(settings)
 compat.app.include_router(gallery_admin(settings.admin_token, lambda: bentoml.get_current_service().engine()))
