@@ -34,7 +34,7 @@ from http_api.schemas import (
     FaceSwapBatchItem, FaceSwapBatchOut, ImageUpload, PixelBoost,
     OutputFormat, answers_errors, similarity_header, swap_json, swap_options,
 )
-from http_api.shutdown import DrainMarks, drain_on_sigterm, keep_sockets_until_workers_stop
+from http_api.shutdown import CallCount, DrainMarks, drain_on_sigterm, keep_sockets_until_workers_stop
 from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine
 from swaparoony.results_archive import results_archive
 from swaparoony.cpu_budget import one_blas_thread, one_opencv_thread
@@ -99,6 +99,7 @@ class FaceModels:
         self.problem: str | None = None
         self.drained = DrainMarks()
         self.drained.clear()
+        self.answered = CallCount()
         models_dir = settings.models_dir or bento_models.stored_dir() or DEFAULT_MODELS_DIR
         device = ((bentoml.server_context.worker_index or 1) - 1) % settings.model_workers  # BentoML counts from 1
         try:
@@ -119,7 +120,8 @@ class FaceModels:
     @bentoml.on_startup
     async def keep_serving_while_the_api_drains(self) -> None:
         """On SIGTERM, answer model calls until every API worker has finished its in-flight requests."""
-        drain_on_sigterm(lambda: self.drained.count() >= settings.api_workers, TIMEOUT_S + BACKSTOP_S)
+        drain_on_sigterm(lambda: self.drained.count() >= settings.api_workers, lambda: self.answered.total,
+                         TIMEOUT_S + BACKSTOP_S)
 
     @bentoml.api
     def status(self) -> dict[str, Any]:
@@ -130,7 +132,9 @@ class FaceModels:
     @bentoml.api(**BATCHING)
     def detect(self, canvases: list[np.ndarray]) -> list[np.ndarray]:
         """Detector rows per 640x640 canvas."""
-        return self._models().detect(canvases)
+        found = self._models().detect(canvases)
+        self.answered.add(len(canvases))
+        return found
 
     @bentoml.api(**BATCHING)
     def swap_faces(self, requests: list[FaceSwapBatchItem]) -> list[FaceSwapBatchOut]:
@@ -139,6 +143,7 @@ class FaceModels:
         (detect, swap_faces), not three."""
         done = self._models().swap_faces([FaceSwapRequest(list(r.sources), list(r.targets), list(r.pairs), r.colour_match)
                                           for r in requests])
+        self.answered.add(len(requests))
         return [FaceSwapBatchOut(crops=np.stack(result.crops), similarity=result.similarity) for result in done]
 
     def _models(self) -> ModelSet:

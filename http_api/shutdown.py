@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,24 +50,39 @@ class DrainMarks:
             return 0
 
 
-def drain_on_sigterm(drained: Callable[[], bool], max_drain_s: float) -> None:
-    """Wrap the running server's SIGTERM handler; call from an async start-up hook."""
+class CallCount:
+    """Model calls answered (one per request in a batch), counted from the threads the batches run in."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def add(self, calls: int) -> None:
+        with self._lock:
+            self.total += calls
+
+
+def drain_on_sigterm(drained: Callable[[], bool], answered: Callable[[], int], max_drain_s: float) -> None:
+    """Wrap the running server's SIGTERM handler; call from an async start-up hook. `answered` counts the model
+    calls answered so far, so the last line says how many the drain served."""
     loop = asyncio.get_running_loop()
     original = signal.getsignal(signal.SIGTERM)
     if not callable(original):
         return
 
-    async def wait_then_exit(signum: int) -> None:
+    async def wait_then_exit(signum: int, answered_before: int) -> None:
         started = time.monotonic()
         while not drained() and time.monotonic() - started < max_drain_s:
             await asyncio.sleep(0.1)
-        logger.info("model service: %s; shutting down",
-                    "every API worker has drained" if drained() else f"gave up waiting after {max_drain_s:g} s")
+        logger.info("model service: %s, after answering %d model calls since SIGTERM; shutting down",
+                    "every API worker has drained" if drained() else f"gave up waiting after {max_drain_s:g} s",
+                    answered() - answered_before)
         original(signum, None)
 
     def on_sigterm(signum: int, _frame: Any) -> None:
         logger.info("SIGTERM: serving model calls until every API worker has drained")
-        loop.call_soon_threadsafe(lambda: loop.create_task(wait_then_exit(signum)))
+        before = answered()
+        loop.call_soon_threadsafe(lambda: loop.create_task(wait_then_exit(signum, before)))
 
     signal.signal(signal.SIGTERM, on_sigterm)
 
