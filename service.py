@@ -35,14 +35,14 @@ from http_api.schemas import (
     OutputFormat, answers_errors, similarity_header, swap_json, swap_options,
 )
 from http_api.shutdown import CallCount, DrainMarks, drain_on_sigterm, keep_sockets_until_workers_stop
-from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine
-from swaparoony.results_archive import results_archive
 from swaparoony.cpu_budget import one_blas_thread, one_opencv_thread
+from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine
 from swaparoony.errors import (
     AcceleratorUnavailable, CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError,
 )
 from swaparoony.model_cache import ModelCache
 from swaparoony.model_set import ModelSet
+from swaparoony.results_archive import results_archive
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
 from swaparoony.types import FaceSwapRequest
 

@@ -15,6 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from swaparoony.settings import Settings
+
 OPENSHIFT = Path(__file__).resolve().parent.parent / "openshift"
 SCHEMAS = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "kserve"
 VARIANTS = ["overlays/gpu", "overlays/cpu", "overlays/gpu-multi", "overlays/fleet", "plain"]
@@ -98,8 +100,6 @@ def test_port_probes_and_security_context(variant: str) -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_shutdown_lets_the_longest_request_finish(variant: str) -> None:
     from service import BACKSTOP_S
-    from swaparoony.settings import Settings
-
     docs = render(variant)
     pod = docs["InferenceService"]["spec"]["predictor"] if "InferenceService" in docs else docs["Deployment"]["spec"]["template"]["spec"]
     pre_stop = runtime_container(docs)["lifecycle"]["preStop"]["exec"]["command"]
@@ -258,8 +258,6 @@ def test_keda_autoscaling_scales_on_requests_in_flight(tmp_path: Path, kserve_va
 
 
 def test_serverless_autoscaling_scales_on_concurrency(tmp_path: Path, kserve_validators: dict) -> None:
-    from swaparoony.settings import Settings
-
     docs = render_with_component("overlays/gpu", "autoscaling-serverless", tmp_path)
     validate_all(docs, kserve_validators)
     isvc = docs["InferenceService"]
@@ -271,8 +269,6 @@ def test_serverless_autoscaling_scales_on_concurrency(tmp_path: Path, kserve_val
 
 
 def test_multi_gpu_pods_get_one_model_worker_per_gpu() -> None:
-    from swaparoony.settings import Settings
-
     model = render("overlays/gpu-multi")["InferenceService"]["spec"]["predictor"]["model"]
     gpus = int(model["resources"]["limits"]["nvidia.com/gpu"])
     assert gpus == int(model["resources"]["requests"]["nvidia.com/gpu"]) == 2
