@@ -52,7 +52,38 @@ class Settings:
     decode_memory_mib: int | None = None
     """None: derived from max_pixels (see decode_memory_bytes)."""
     max_active_requests: int = 16
+    """Requests one API worker works on at once (their bodies received); the rest wait."""
     max_queued_requests: int = 256
+    max_receiving_requests: int = 32
+    """Bodies one API worker receives at once, apart from the requests it works on: a slow upload holds one of these,
+    never a working slot. Bodies in memory per worker: at most this plus max_active_requests."""
+    body_timeout_s: float = 20.0
+    """Seconds a body may take before the minimum rate applies: it must then have arrived at min_body_rate on average
+    (Apache's mod_reqtimeout rule); past it, 408."""
+    min_body_rate: int = 16 * 1024
+    """Bytes per second a body must keep up, on average, once body_timeout_s has passed."""
+    header_timeout_s: float = 10.0
+    """Seconds a connection may take to send a request's line and headers; past it, 408 and the connection closed."""
+    max_request_line_bytes: int = 8 * 1024
+    """The request line (method, target, version); longer: 414."""
+    max_header_line_bytes: int = 16 * 1024
+    """One header line; longer: 431."""
+    max_headers: int = 100
+    """Header lines in a request; more: 431."""
+    max_header_bytes: int = 64 * 1024
+    """The request line and all headers together; more: 431."""
+    max_connections: int = 4096
+    """Open client connections per worker; past it a new connection is closed at once."""
+    max_swaps_per_request: int = 512
+    """Model swaps one request may ask for: faces x destinations x tiles (1, 4 or 16 per face for pixel_boost 128, 256,
+    512). 512 fits 8 portraits x 4 faces at pixel_boost 512, the largest booth request; past it, 422."""
+    max_active_swaps: int = 1024
+    """Swaps one API worker has in flight to the model service at once; a request waits for its share (work, not
+    requests, is admitted)."""
+    max_destinations: int = 100
+    """Portraits the gallery holds; past it an operator's PUT is refused (409) and the loader skips the rest."""
+    max_gallery_pixels: int = 300_000_000
+    """Decoded pixels of all portraits together (3 bytes each in memory, with their crops and prepared JPEGs on top)."""
     cors_origins: tuple[str, ...] = ()
     api_token: str | None = None
     admin_token: str | None = None
@@ -117,6 +148,23 @@ class Settings:
             decode_memory_mib=_optional_int(env, "SWAPAROONY_DECODE_MEMORY_MIB", 128, 1 << 20),
             max_active_requests=_bounded_int(env, "SWAPAROONY_MAX_ACTIVE_REQUESTS", defaults.max_active_requests, 1, 4096),
             max_queued_requests=_bounded_int(env, "SWAPAROONY_MAX_QUEUED_REQUESTS", defaults.max_queued_requests, 0, 65536),
+            max_receiving_requests=_bounded_int(env, "SWAPAROONY_MAX_RECEIVING_REQUESTS", defaults.max_receiving_requests,
+                                                1, 4096),
+            body_timeout_s=_bounded_float(env, "SWAPAROONY_BODY_TIMEOUT_S", defaults.body_timeout_s, 0.1, 3600.0),
+            min_body_rate=_bounded_int(env, "SWAPAROONY_MIN_BODY_RATE", defaults.min_body_rate, 1, 2**40),
+            header_timeout_s=_bounded_float(env, "SWAPAROONY_HEADER_TIMEOUT_S", defaults.header_timeout_s, 0.1, 3600.0),
+            max_request_line_bytes=_bounded_int(env, "SWAPAROONY_MAX_REQUEST_LINE_BYTES", defaults.max_request_line_bytes,
+                                                256, 1 << 20),
+            max_header_line_bytes=_bounded_int(env, "SWAPAROONY_MAX_HEADER_LINE_BYTES", defaults.max_header_line_bytes,
+                                               256, 1 << 20),
+            max_headers=_bounded_int(env, "SWAPAROONY_MAX_HEADERS", defaults.max_headers, 8, 10_000),
+            max_header_bytes=_bounded_int(env, "SWAPAROONY_MAX_HEADER_BYTES", defaults.max_header_bytes, 1024, 16 << 20),
+            max_connections=_bounded_int(env, "SWAPAROONY_MAX_CONNECTIONS", defaults.max_connections, 16, 1 << 20),
+            max_swaps_per_request=_bounded_int(env, "SWAPAROONY_MAX_SWAPS_PER_REQUEST", defaults.max_swaps_per_request,
+                                               1, 1 << 20),
+            max_active_swaps=_bounded_int(env, "SWAPAROONY_MAX_ACTIVE_SWAPS", defaults.max_active_swaps, 1, 1 << 24),
+            max_destinations=_bounded_int(env, "SWAPAROONY_MAX_DESTINATIONS", defaults.max_destinations, 1, 100_000),
+            max_gallery_pixels=_positive_int(env, "SWAPAROONY_MAX_GALLERY_PIXELS", defaults.max_gallery_pixels),
             cors_origins=_names(env, "SWAPAROONY_CORS_ORIGINS"),
             api_token=env.get("SWAPAROONY_API_TOKEN") or None,
             admin_token=_secret(env, "SWAPAROONY_ADMIN_TOKEN", env.get("SWAPAROONY_API_TOKEN")),
