@@ -9,6 +9,7 @@ SwaparoonyError
 ├── DecodeTooCostly (422)
 ├── NoFaceFound (422)
 ├── FaceIdOutOfRange (422)
+├── TooManySwaps (422)
 ├── GalleryNotWritable (409)
 ├── SigningFailed (500)
 └── ServiceNotReady (503)
@@ -92,6 +93,14 @@ class FaceIdOutOfRange(SwaparoonyError):
     status = 422
     short = "face_id_out_of_range"
     title = "Face id out of range"
+
+
+class TooManySwaps(SwaparoonyError):
+    """A request asks for more model swaps (faces x destinations x pixel-boost tiles) than one request may."""
+
+    status = 422
+    short = "too_many_swaps"
+    title = "Too many swaps"
 
 
 class GalleryNotWritable(SwaparoonyError):
