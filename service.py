@@ -20,7 +20,7 @@ import swaparoony
 from http_api import compat, media_types, request_log, request_parsing
 from http_api.admission import AdmissionMiddleware
 from http_api.auth import BearerTokenMiddleware
-from http_api.body_limit import BodyLimitMiddleware
+from http_api.body_limit import BodyRules
 from http_api.deadline import RequestDeadlineMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
 from http_api.metrics import OutcomeMiddleware, service_metrics
@@ -53,7 +53,7 @@ one_opencv_thread()
 one_blas_thread()
 
 request_parsing.install(settings)
-compat.app.include_router(gallery_admin(settings.admin_token, lambda: bentoml.get_current_service().engine()))
+compat.app.include_router(gallery_admin(lambda: bentoml.get_current_service().engine()))
 request_log.install()
 keep_sockets_until_workers_stop()
 
@@ -359,10 +359,11 @@ Swaparoony.add_asgi_middleware(OutcomeMiddleware)  # first added is outermost
 Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)
 Swaparoony.add_asgi_middleware(FrontDoorMiddleware, rewrite=lambda doc: bentoml.get_current_service().public_openapi(doc))
 Swaparoony.add_asgi_middleware(ReadinessMiddleware, reason=lambda: bentoml.get_current_service().readiness())
-Swaparoony.add_asgi_middleware(AdmissionMiddleware, max_active=settings.max_active_requests,
-                               max_queued=settings.max_queued_requests)
-Swaparoony.add_asgi_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes,
-                               limits={compat.PREDICT_PATH: settings.max_json_body_bytes})
+Swaparoony.add_asgi_middleware(BearerTokenMiddleware, token=settings.api_token, operator_token=settings.admin_token)
+Swaparoony.add_asgi_middleware(
+    AdmissionMiddleware, max_active=settings.max_active_requests, max_receiving=settings.max_receiving_requests,
+    max_queued=settings.max_queued_requests,
+    rules=BodyRules(settings.max_body_bytes, {compat.PREDICT_PATH: settings.max_json_body_bytes}, settings.body_timeout_s,
+                    settings.min_body_rate),
+)
 Swaparoony.add_asgi_middleware(ErrorBodyMiddleware)
-if settings.api_token:
-    Swaparoony.add_asgi_middleware(BearerTokenMiddleware, token=settings.api_token)

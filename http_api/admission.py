@@ -1,53 +1,97 @@
-"""Admission control: a worker holds a bounded number of requests, queues a bounded number, refuses the rest.
+"""Admission control: bodies are received in slots of their own, and only whole requests take a working slot.
 
-A request is admitted before its body is read, so a queued request costs a socket and nothing
-else; an active one holds its upload, a decoded frame and its results. Bounding the active ones
-bounds the worker's memory; bounding the queue turns a flood into quick 503s with Retry-After
-instead of minutes of waiting.
+A request waits (queued, costing a socket) for a receiving slot, reads its body there within the
+byte and rate bounds, then waits for a working slot with the body in hand. A slow upload therefore
+holds a receiving slot for at most its body deadline and never a working one, and the bodies a
+worker holds in memory are at most `max_receiving + max_active`. Past `max_queued` waiting for a
+receiving slot, a request is answered 503 with Retry-After at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
 
 from .asgi import ASGIApp, Receive, Scope, Send, send_error
-from .body_limit import BODY_METHODS
+from .body_limit import BODY_METHODS, BodyRefused, BodyRules, ClientGone, replay
 from .metrics import service_metrics
 
+logger = logging.getLogger("swaparoony")
 RETRY_AFTER_S = 5
 
 
 class AdmissionMiddleware:
-    """At most max_active requests with a body at a time, max_queued waiting; 503 with Retry-After beyond."""
+    """At most max_receiving bodies arriving and max_active requests worked on; max_queued waiting; 503 beyond."""
 
-    def __init__(self, app: ASGIApp, max_active: int, max_queued: int) -> None:
+    def __init__(self, app: ASGIApp, rules: BodyRules, max_active: int, max_receiving: int, max_queued: int) -> None:
         self.app = app
+        self.rules = rules
         self.max_active = max_active
         self.max_queued = max_queued
-        self._slots = asyncio.Semaphore(max_active)
-        self._queued = 0
+        self._receiving = asyncio.Semaphore(max_receiving)
+        self._active = asyncio.Semaphore(max_active)
+        self._waiting = 0
         self._gauge = service_metrics().held
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        if self._slots.locked() and self._queued >= self.max_queued:
+        try:
+            self.rules.check_declared(scope)
+        except BodyRefused as exc:
+            await _refuse(send, exc)
+            return
+        if self._receiving.locked() and self._waiting >= self.max_queued:
             await send_error(
-                send, 503, f"The service is busy ({self.max_active} requests in progress and {self._queued} waiting); "
+                send, 503, f"The service is busy ({self.max_active} requests in progress and {self._waiting} waiting); "
                 f"retry in {RETRY_AFTER_S} seconds.", "busy", [(b"retry-after", str(RETRY_AFTER_S).encode())],
             )
             return
-        self._queued += 1
-        self._gauge.labels("queued").inc()
+        body = await self._received(scope, receive, send)
+        if body is None:
+            return
         try:
-            await self._slots.acquire()
+            with self._held("active"):
+                await self.app(scope, replay(body, receive), send)
         finally:
-            self._queued -= 1
-            self._gauge.labels("queued").dec()
-        self._gauge.labels("active").inc()
+            self._active.release()
+
+    async def _received(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The body, read in a receiving slot, with a working slot acquired; None when the request was answered."""
+        self._waiting += 1
         try:
-            await self.app(scope, receive, send)
+            with self._held("queued"):
+                await self._receiving.acquire()
         finally:
-            self._slots.release()
-            self._gauge.labels("active").dec()
+            self._waiting -= 1
+        try:
+            with self._held("receiving"):
+                body = await self.rules.read(scope, receive)
+            with self._held("queued"):
+                await self._active.acquire()
+            return body
+        except BodyRefused as exc:
+            logger.warning("%s %s: %s answered: %s", scope.get("method"), scope.get("path"), exc.status, exc)
+            await _refuse(send, exc)
+        except ClientGone as exc:
+            logger.warning("%s %s: %s", scope.get("method"), scope.get("path"), exc)
+        finally:
+            self._receiving.release()
+        return None
+
+    @contextlib.contextmanager
+    def _held(self, state: str) -> Iterator[None]:
+        gauge = self._gauge.labels(state)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
+
+async def _refuse(send: Send, exc: BodyRefused) -> None:
+    """Answer and close: the rest of the body is never read."""
+    await send_error(send, exc.status, str(exc), exc.code, [(b"connection", b"close")])

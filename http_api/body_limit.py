@@ -1,76 +1,111 @@
-"""Request bodies are bounded before they are read: refused from Content-Length, or counted while they stream.
+"""A request body read whole before any work starts: bounded in bytes, and in time by a minimum rate.
 
-Without this, Starlette reads a body of any size, spooling file parts past its threshold to an
-unlinked temporary file (a face on disk) before the engine can say 413.
+Without the byte bound Starlette reads a body of any size, spooling file parts past its threshold to
+an unlinked temporary file (a face on disk) before the engine can say 413. Without the time bound a
+client that sends one byte every two seconds holds its place for as long as it likes. The rule is
+Apache mod_reqtimeout's: `timeout_s` for the body, extended by one second for every `min_rate` bytes
+that arrive, so a slow but honest upload goes on and a trickle is answered 408.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from dataclasses import dataclass
 
-from .asgi import ASGIApp, Message, Receive, Scope, Send, abandon, header, send_error
+from .asgi import Message, Receive, Scope, header
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class BodyLimitMiddleware:
-    """Answers 413 for a body over its path's limit without reading it (or reading no further)."""
+class BodyRefused(Exception):
+    """The body cannot be taken; `status`, `code` and the message say why."""
 
-    def __init__(self, app: ASGIApp, default_limit: int, limits: Mapping[str, int] | None = None) -> None:
-        self.app = app
-        self.default_limit = default_limit
-        self.limits = dict(limits or {})
+    status = 400
+    code = "bad_request"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
-            await self.app(scope, receive, send)
-            return
-        limit = self.limits.get(scope.get("path", ""), self.default_limit)
+
+class BodyTooLarge(BodyRefused):
+    """More bytes than the path's limit, declared or counted."""
+
+    status = 413
+    code = "too_large"
+
+
+class BodyTooSlow(BodyRefused):
+    """The body fell behind the minimum rate."""
+
+    status = 408
+    code = "body_timeout"
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its body was complete."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"the client closed the connection after {received:,} bytes of its body")
+        self.received = received
+
+
+@dataclass(frozen=True)
+class BodyRules:
+    """How large a body may be (per path, else the default) and how fast it must arrive."""
+
+    default_limit: int
+    limits: dict[str, int]
+    timeout_s: float
+    min_rate: int
+
+    def limit(self, scope: Scope) -> int:
+        return self.limits.get(scope.get("path", ""), self.default_limit)
+
+    def check_declared(self, scope: Scope) -> None:
+        """Refuse from Content-Length alone, before a byte of the body is read."""
         declared = header(scope, b"content-length")
-        if declared is None:
-            await self._counted(scope, receive, send, limit)
-        elif not declared.isdigit() or int(declared) > limit:
-            await _too_large(send, int(declared) if declared.isdigit() else None, limit)
-        else:
-            await self.app(scope, receive, send)  # the HTTP server delivers no more than Content-Length
+        limit = self.limit(scope)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise too_large(int(declared) if declared.isdigit() else None, limit)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        """A chunked body: count it as it arrives and stop the app at the first byte past the limit."""
-        received = 0
-        over = asyncio.Event()
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
+    async def read(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body, or BodyTooLarge, BodyTooSlow or ClientGone."""
+        limit, chunks, received = self.limit(scope), [], 0
+        started = time.monotonic()
+        while True:
+            allowed = started + self.timeout_s + received / self.min_rate - time.monotonic()
+            message = await self._next(receive, allowed, received, time.monotonic() - started)
+            if message["type"] == "http.disconnect":
+                raise ClientGone(received)
+            chunk = message.get("body", b"")
+            received += len(chunk)
             if received > limit:
-                over.set()
-                await asyncio.Future()  # never returns: the app is cancelled instead
-            return message
+                raise too_large(None, limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        app = asyncio.ensure_future(self.app(scope, counting_receive, tracking_send))
-        overflow = asyncio.ensure_future(over.wait())
+    async def _next(self, receive: Receive, allowed_s: float, received: int, elapsed_s: float) -> Message:
         try:
-            await asyncio.wait({app, overflow}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            overflow.cancel()
-            if not app.done():
-                abandon(app)
-        if over.is_set():
-            if not started:
-                await _too_large(send, None, limit)
-            return
-        await app  # the app's own outcome, exceptions included
+            return await asyncio.wait_for(receive(), max(allowed_s, 0.0))
+        except TimeoutError:
+            raise BodyTooSlow(
+                f"The request body arrived too slowly: {received:,} bytes in {elapsed_s:.0f} seconds. After "
+                f"{self.timeout_s:g} seconds a body must keep up {self.min_rate:,} bytes per second on average; "
+                "retry on a better connection or with a smaller photo."
+            ) from None
 
 
-async def _too_large(send: Send, declared: int | None, limit: int) -> None:
+def too_large(declared: int | None, limit: int) -> BodyTooLarge:
     size = f"{declared:,} bytes" if declared is not None else "larger than the limit"
-    await send_error(send, 413, f"The request body is {size}; the limit is {limit:,} bytes. Upload a smaller photo.",
-                     "too_large", [(b"connection", b"close")])
+    return BodyTooLarge(f"The request body is {size}; the limit is {limit:,} bytes. Upload a smaller photo.")
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the app the body already read, then the connection's own messages (a disconnect)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed

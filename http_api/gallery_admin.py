@@ -1,13 +1,13 @@
 """The operator routes that change the gallery: PUT and DELETE /destinations/{name}, behind the operator token.
 
 The token is separate from the API token (a booth's kiosk has that one); without SWAPAROONY_ADMIN_TOKEN the
-routes stay closed and say how to open them. They are mounted on the FastAPI app beside the original API,
-since BentoML's typed APIs have no path parameters.
+routes stay closed and say how to open them. http_api/auth.py checks it from the headers, before admission
+and before the body is read; the routes declare it only so that Swagger UI offers it under Authorize. They
+are mounted on the FastAPI app beside the original API, since BentoML's typed APIs have no path parameters.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,9 +23,6 @@ from .schemas import DestinationOut, error_response
 
 PATH = "/destinations/{name}"
 TAG = "Gallery (operators)"
-CLOSED = ("Managing the gallery over the API is turned off: the operator sets SWAPAROONY_ADMIN_TOKEN on the server "
-          "and sends 'Authorization: Bearer <that token>'.")
-WRONG = "Missing or wrong operator token: send 'Authorization: Bearer <SWAPAROONY_ADMIN_TOKEN>'."
 NAME = PathParameter(description="The portrait's file name (JPEG, PNG or WebP; no folders)", examples=["booth_2026.jpg"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": why, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -42,31 +39,19 @@ bearer = HTTPBearer(auto_error=False, scheme_name="operatorToken",
 Engine = Callable[[], Awaitable[SwapEngine]]
 
 
-def gallery_admin(token: str | None, engine: Engine) -> APIRouter:
-    """The operator routes, refusing every call unless `token` is set and sent."""
+def gallery_admin(engine: Engine) -> APIRouter:
+    """The operator routes; BearerTokenMiddleware lets only the operator token reach them."""
     router = APIRouter(tags=[TAG])
-    expected = token.encode() if token else None
-
-    def refusal(credentials: HTTPAuthorizationCredentials | None) -> JSONResponse | None:
-        if expected is None:
-            return JSONResponse({"error": CLOSED, "code": "admin_disabled"}, status_code=403)
-        supplied = credentials.credentials.encode() if credentials else b""
-        if not hmac.compare_digest(supplied, expected):
-            return JSONResponse({"error": WRONG, "code": "forbidden"}, status_code=403)
-        return None
 
     @router.put(PATH, summary="Add or replace a destination portrait (operators)", status_code=201,
                 response_model=DestinationOut,
                 responses={201: {"description": "Added, and analysed"},
                            200: {"model": DestinationOut, "description": "Replaced, and analysed again"}, **ERRORS})
     async def put_destination(name: str = NAME, image: UploadFile = File(..., description="The portrait: a clearly visible face"),
-                              credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Response:
+                              _: HTTPAuthorizationCredentials | None = Security(bearer)) -> Response:
         """Writes the portrait into the destinations directory after checking it decodes within the upload limits and
         has a face; the gallery reloads at once here and on every replica sharing the directory within its poll.
         201 for a new portrait, 200 for a replaced one."""
-        denied = refusal(credentials)
-        if denied is not None:
-            return denied
         try:
             destination, new = await (await engine()).editor.put(name, await image.read())
         except SwaparoonyError as exc:
@@ -76,11 +61,8 @@ def gallery_admin(token: str | None, engine: Engine) -> APIRouter:
     @router.delete(PATH, summary="Remove a destination portrait (operators)", status_code=204,
                    response_class=Response, responses=ERRORS)
     async def delete_destination(name: str = NAME,
-                                 credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Response:
+                                 _: HTTPAuthorizationCredentials | None = Security(bearer)) -> Response:
         """Deletes the portrait's file; it leaves the gallery at once here and on other replicas within their poll."""
-        denied = refusal(credentials)
-        if denied is not None:
-            return denied
         try:
             await (await engine()).editor.remove(name)
         except SwaparoonyError as exc:

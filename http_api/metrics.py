@@ -16,6 +16,7 @@ import swaparoony
 from .asgi import ASGIApp, Message, Receive, Scope, Send
 
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+CLIENT_CLOSED = 499
 ROUTES = frozenset({"/swap", "/swap_image", "/swap_sheet", "/faces", "/faces_image", "/destinations",
                     "/api/v1/swap", "/v1/models/swaparoony-face-swap:predict"})
 
@@ -85,7 +86,9 @@ class OutcomeMiddleware:
         try:
             await self.app(scope, receive, watching_send)
         finally:
-            service_metrics().requests.labels(route, str(status or 500), code).inc()
+            if not status:  # nothing was sent: only a client gone mid-upload is left unanswered (nginx's 499)
+                status, code = CLIENT_CLOSED, "client_closed"
+            service_metrics().requests.labels(route, str(status), code).inc()
 
 
 def _code(body: bytes) -> str:

@@ -109,7 +109,7 @@ def install(settings: Settings) -> None:
     limits = FormLimits(parts=settings.max_form_parts, field_bytes=settings.max_form_field_bytes)
     bounded = type("BoundedMultipartSerde", (StrictMultipartSerde,), {"limits": limits})
     # Starlette spools a file part over 1 MiB to a temporary file; faces must never touch the disk, and
-    # BodyLimitMiddleware keeps every body (so every part) under this.
+    # AdmissionMiddleware (BodyRules) keeps every body (so every part) under this.
     MultiPartParser.spool_max_size = settings.max_body_bytes
     table: dict[str, Any] = serde.ALL_SERDE  # type: ignore[assignment]
     table["multipart/form-data"] = bounded

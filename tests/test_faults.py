@@ -131,7 +131,7 @@ def test_sigterm_exits_even_with_a_stuck_request(tmp_path: Path, models_dir: Pat
                                       "SWAPAROONY_REQUEST_TIMEOUT_S": "3"})
     try:
         stuck = partial_upload(running, 0.5)  # never finishes its body
-        wait_for(lambda: active_requests(running) >= 1, "the stuck upload to be active")
+        wait_for(lambda: metric(running, 'swaparoony_requests_held{state="receiving"}') >= 1, "the stuck upload to be received")
         os.kill(running.process.pid, signal.SIGTERM)
         assert running.process.wait(timeout=60) == 0  # the stuck request is answered 504 at its deadline, then exit
         assert stuck.recv(4096).startswith(b"HTTP/1.1 504")
