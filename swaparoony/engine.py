@@ -1,5 +1,6 @@
 """The request path: one detection per upload, then one model call that embeds the chosen faces and swaps them
-into every selected destination face."""
+into every selected destination face (a big request: one call per chunk of swaps, each admitted by the worker's
+work budget, so cancelling it stops its model work)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,14 @@ from .model_set import FaceModels
 from .overview import contact_sheet, numbered_faces
 from .prepared_output import Paste, PreparedOutput, prepare
 from .settings import Settings
+from .swap_chunks import CHUNK_SWAPS, chunked, joined, swaps
+from .swap_cost import SwapCost, refuse_past
 from .swap_plan import NO_USABLE_DESTINATION, Planned, Skipped, SwapOptions, pick_sources, plan, sources_used
 from .telemetry import NoTelemetry, Telemetry, timed
-from .types import DecodedImage, Face, FaceSwapRequest, Frame
+from .types import DecodedImage, Face, FaceSwapRequest, FaceSwapResult, Frame
 from .visible_label import labelled
 from .vision import MEDIA_TYPES, OutputFormat, encode_image
+from .work_budget import WorkBudget
 
 UPLOAD_LONG_SIDE = 1920
 """Uploads are decoded at the smallest whole-factor size that keeps this many pixels on the long side.
@@ -116,6 +120,8 @@ class SwapEngine:
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = asyncio.Semaphore(settings.decode_processes)  # waiters queue here, not in threads
         self.editor = GalleryEditor(self.live, self._count_faces, settings.max_upload_bytes)
+        self.work = WorkBudget(settings.max_active_swaps)
+        self.chunk_swaps = min(CHUNK_SWAPS, settings.max_active_swaps)
 
     @classmethod
     async def start(cls, models: FaceModels, settings: Settings, telemetry: Telemetry | None = None) -> SwapEngine:
@@ -198,6 +204,7 @@ class SwapEngine:
                        options: SwapOptions) -> tuple[int, list[Swapped], list[Skipped]]:
         """Faces found in the upload, each planned destination with its swapped faces, and the skipped ones."""
         planned, skipped = plan(gallery, options)
+        refuse_past(SwapCost.of(planned, options.pixel_boost), options, self.settings.max_swaps_per_request)
         frame = (await self._decode_upload(upload)).frame
         faces = await self._detect(frame)
         wanted = sources_used(planned)
@@ -208,10 +215,20 @@ class SwapEngine:
         pairs = [(item, pair) for item in planned for pair in item.pairs]
         request = FaceSwapRequest(sources, [item.destination.faces[pair[1] - 1].at(size).crop for item, pair in pairs],
                                   [wanted.index(pair[0]) for _, pair in pairs], options.colour_match)
-        with timed(self.telemetry, "swap"):  # embeddings and swaps in one model call: the latents never come back
-            (result,) = await self.models.swap_faces([request])
+        with timed(self.telemetry, "swap"):  # embeddings and swaps in the same call: the latents never come back
+            result = await self._swapped_in_chunks(request)
         done = iter(zip(result.crops, result.similarity))
         return len(faces), [_placed(item, size, done) for item in planned], skipped
+
+    async def _swapped_in_chunks(self, request: FaceSwapRequest) -> FaceSwapResult:
+        """The request's swaps, one chunk after another, each holding its share of the worker's budget while the
+        model service has it; once the task is cancelled (504) no further chunk is sent."""
+        results = []
+        for chunk in chunked(request, self.chunk_swaps):
+            async with self.work.share(swaps(chunk)):
+                (result,) = await self.models.swap_faces([chunk])
+            results.append(result)
+        return joined(results)
 
     async def _count_faces(self, portrait: bytes) -> int:
         """Faces in a portrait an operator is adding, decoded as a destination is."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,11 @@ import pytest
 
 from conftest import UPLOAD_CENTERS, decode, encode, upload_image
 from swaparoony.engine import SwapEngine, SwapOptions
-from swaparoony.errors import FaceIdOutOfRange, NoFaceFound, UnknownDestination
+from swaparoony.errors import FaceIdOutOfRange, NoFaceFound, TooManySwaps, UnknownDestination
 from swaparoony.model_set import LocalFaceModels, ModelSet
 from swaparoony.settings import Settings
+from swaparoony.swap_chunks import swaps
+from swaparoony.types import FaceSwapRequest, FaceSwapResult
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +69,48 @@ def test_errors(engine: SwapEngine) -> None:
         asyncio.run(engine.swap(upload, SwapOptions(source_face_id=9)))
     with pytest.raises(UnknownDestination, match="nope.png"):
         asyncio.run(engine.swap(upload, SwapOptions(destinations=("nope.png",))))
+
+
+class CountedModels(LocalFaceModels):
+    """The real in-process models, recording the swaps in each swap call the engine makes."""
+
+    def __init__(self, model_set: ModelSet) -> None:
+        super().__init__(model_set)
+        self.calls: list[int] = []
+
+    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
+        self.calls.append(sum(swaps(request) for request in requests))
+        return await super().swap_faces(requests)
+
+
+@pytest.fixture(scope="module")
+def budgeted(model_set: ModelSet, engine: SwapEngine) -> Iterator[tuple[SwapEngine, CountedModels]]:
+    """An engine allowed 8 swaps a request and 4 in flight: chunks of 4."""
+    models = CountedModels(model_set)
+    settings = replace(engine.settings, max_swaps_per_request=8, max_active_swaps=4)
+    started = asyncio.run(SwapEngine.start(models, settings))
+    yield started, models
+    started.close()
+
+
+def test_a_request_past_the_swap_budget_is_refused_before_any_model_run(budgeted: tuple[SwapEngine, CountedModels],
+                                                                         model_set: ModelSet) -> None:
+    engine, models = budgeted
+    model_set.runs.clear()
+    with pytest.raises(TooManySwaps, match=r"^This request asks for 12 swaps \(3 faces in 2 destinations x 4 tiles at "
+                                           r"pixel_boost 256\); the limit is 8 per request"):
+        asyncio.run(engine.swap(encode(upload_image()), SwapOptions(destination_face_id=0, pixel_boost=256)))
+    assert model_set.runs == {} and models.calls == []
+
+
+def test_a_big_request_goes_in_chunks_and_gives_the_same_pictures(budgeted: tuple[SwapEngine, CountedModels],
+                                                                 engine: SwapEngine) -> None:
+    chunking, models = budgeted
+    options = SwapOptions(destination_face_id=0, pixel_boost=256, destinations=("two_faces.png",), output_format="png")
+    upload = encode(upload_image())
+    models.calls.clear()
+    (chunked,) = asyncio.run(chunking.swap(upload, options)).swapped
+    assert models.calls == [4, 4]  # one face of 4 tiles a call
+    (whole,) = asyncio.run(engine.swap(upload, options)).swapped  # the default budget: one call
+    assert np.array_equal(decode(chunked.data), decode(whole.data))
+    assert chunked.faces == whole.faces and chunking.work.in_flight == 0

@@ -1,0 +1,48 @@
+"""A request's model work in bounded chunks: the model service's memory follows a chunk, not the request.
+
+One call for the whole request made the model service hold every tile, latent and result of it at once (a
+512-swap request: about half a GiB there), and a request cancelled by its deadline could not take back the
+call it had sent. Sent a chunk at a time, a request holds one chunk there, and once its task is cancelled no
+further chunk goes out (the one already sent finishes).
+"""
+
+from __future__ import annotations
+
+from .pixel_boost import factor
+from .types import FaceSwapRequest, FaceSwapResult
+
+CHUNK_SWAPS = 64
+"""Swaps per model call at most. Every booth request up to 8 portraits x 4 faces at pixel_boost 128, or x 1 face
+at 256, is one call as before; the largest (8 x 4 at 512, 512 swaps) is 8. 64 tiles are a full batch for a GPU
+(64 x 175 GFLOPs of inswapper), so chunking costs it little, and a cancelled request wastes at most 64 swaps
+(about 64 MiB of model-service memory, 50 ms on an H100, a few seconds on a CPU). Never more than the
+worker's max_active_swaps, or a chunk could not be admitted."""
+
+
+def swaps(request: FaceSwapRequest) -> int:
+    """The swaps a model call costs: its targets times the tiles each is swapped as."""
+    return sum(factor(target.shape[0]) ** 2 for target in request.targets)
+
+
+def chunked(request: FaceSwapRequest, chunk_swaps: int) -> list[FaceSwapRequest]:
+    """The request as calls of at most chunk_swaps swaps (at least one face each), targets in order; each call
+    carries only the upload faces its targets use. A request that fits comes back as itself: one call."""
+    if not request.targets or swaps(request) <= chunk_swaps:
+        return [request]
+    faces = max(1, chunk_swaps // (factor(request.targets[0].shape[0]) ** 2))  # one crop size per request
+    return [_part(request, start, start + faces) for start in range(0, len(request.targets), faces)]
+
+
+def joined(results: list[FaceSwapResult]) -> FaceSwapResult:
+    """The chunks' answers as one, in the order the chunks were made."""
+    return FaceSwapResult([crop for result in results for crop in result.crops],
+                          [score for result in results for score in result.similarity])
+
+
+def _part(request: FaceSwapRequest, start: int, stop: int) -> FaceSwapRequest:
+    """Targets start:stop with the sources they use, re-indexed: each chunk embeds its few sources again, which
+    costs one recognizer item per source (the latents stay in the model service, so they cannot be reused)."""
+    pairs = request.pairs[start:stop]
+    used = sorted(set(pairs))
+    return FaceSwapRequest([request.sources[i] for i in used], request.targets[start:stop],
+                           [used.index(pair) for pair in pairs], request.colour_match)

@@ -1,0 +1,192 @@
+"""The work budget per request (issue 25): its cost counted before any model call, admission by weight, big
+requests in chunks, and no further chunk once a request is cut by its deadline.
+
+Pure units first (the count, the chunks, the weighted semaphore), then one real server on 127.0.0.1 with small
+limits and a swapper that costs about 8 ms a tile on 2 cores, so a request runs long enough to be cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+import generated_models
+from conftest import Server, decode, encode, metric, start_server, stop_server, upload_image, wait_for
+from generated_models import FACE_SIDE, draw_faces, swapper_model, write_models
+from swaparoony.errors import TooManySwaps
+from swaparoony.model_specs import SWAPPER
+from swaparoony.swap_chunks import chunked, joined, swaps
+from swaparoony.swap_cost import SwapCost, refuse_past, tiles_per_face
+from swaparoony.swap_plan import Planned, SwapOptions
+from swaparoony.types import FaceSwapRequest, FaceSwapResult
+from swaparoony.work_budget import WorkBudget
+
+
+# --- the cost count -------------------------------------------------------------------------------------------
+
+def planned(*faces: int) -> list[Planned]:
+    """A plan of destinations taking this many faces each (the count reads only the pairs)."""
+    return [Planned(SimpleNamespace(), tuple((1, face) for face in range(1, count + 1))) for count in faces]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("boost", "tiles"), [(128, 1), (256, 4), (512, 16)])
+def test_a_face_costs_its_pixel_boost_tiles(boost: int, tiles: int) -> None:
+    assert tiles_per_face(boost) == tiles
+    assert SwapCost.of(planned(4, 4, 1), boost).swaps == 9 * tiles
+
+
+def test_the_attack_is_counted_and_refused_with_what_to_lower() -> None:
+    cost = SwapCost.of(planned(*[4] * 8), 512)
+    assert (cost.faces, cost.destinations, cost.swaps) == (32, 8, 512)
+    refuse_past(cost, SwapOptions(destination_face_id=0, pixel_boost=512), 512)  # the largest booth request fits
+    with pytest.raises(TooManySwaps) as refused:
+        refuse_past(cost, SwapOptions(destination_face_id=0, pixel_boost=512), 511)
+    assert str(refused.value) == (
+        "This request asks for 512 swaps (32 faces in 8 destinations x 16 tiles at pixel_boost 512); the limit is 511 "
+        "per request. Ask for fewer destinations, a lower pixel_boost (the same faces are 32 at 128, 128 at 256 swaps) "
+        "or a destination_face_id instead of 0 (which means every face of each destination).")
+    assert (refused.value.status, refused.value.short) == (422, "too_many_swaps")
+
+
+def test_the_advice_fits_the_request() -> None:
+    with pytest.raises(TooManySwaps) as refused:
+        refuse_past(SwapCost.of(planned(*[1] * 600), 128), SwapOptions(), 512)
+    assert str(refused.value).endswith("the limit is 512 per request. Ask for fewer destinations.")
+    with pytest.raises(TooManySwaps, match=r"fewer face_map pairs\.$"):
+        refuse_past(SwapCost.of(planned(2, 2), 512), SwapOptions(face_map=((1, 1), (2, 2)), pixel_boost=512), 16)
+
+
+# --- the chunks -----------------------------------------------------------------------------------------------
+
+def request_of(faces: int, size: int, sources: int = 1) -> FaceSwapRequest:
+    """Targets filled with their own index, sources with theirs, so every piece can be traced."""
+    return FaceSwapRequest([np.full((112, 112, 3), s, np.uint8) for s in range(sources)],
+                           [np.full((size, size, 3), t, np.uint8) for t in range(faces)],
+                           [t % sources for t in range(faces)], colour_match=True)
+
+
+def test_a_request_that_fits_a_chunk_is_one_call_unchanged() -> None:
+    request = request_of(4, 512)
+    assert swaps(request) == 64
+    (whole,) = chunked(request, 64)
+    assert whole is request
+    many = request_of(64, 128)
+    assert len(chunked(many, 64)) == 1 and len(chunked(many, 63)) == 2
+
+
+def test_a_big_request_is_cut_by_whole_faces_in_order_with_the_sources_each_uses() -> None:
+    request = request_of(10, 256, sources=3)  # 40 swaps; 16 a chunk: 4 faces a chunk
+    parts = chunked(request, 16)
+    assert [len(part.targets) for part in parts] == [4, 4, 2]
+    assert all(swaps(part) <= 16 and part.colour_match for part in parts)
+    assert [int(t[0, 0, 0]) for part in parts for t in part.targets] == list(range(10))
+    for part in parts:  # each pair still names the same upload face
+        assert [int(part.sources[p][0, 0, 0]) for p in part.pairs] == [int(t[0, 0, 0]) % 3 for t in part.targets]
+    lone = chunked(request_of(3, 512), 8)  # a face is never split: one face a call past the chunk
+    assert [len(part.targets) for part in lone] == [1, 1, 1]
+
+
+def test_the_answers_are_joined_in_order() -> None:
+    answers = [FaceSwapResult([np.full((2, 2, 3), i, np.uint8)], [i / 10]) for i in range(3)]
+    whole = joined(answers)
+    assert [int(c[0, 0, 0]) for c in whole.crops] == [0, 1, 2] and whole.similarity == [0.0, 0.1, 0.2]
+
+
+# --- the weighted semaphore -----------------------------------------------------------------------------------
+
+async def settle() -> None:
+    """Let every ready task run (bounded)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def test_shares_run_together_up_to_the_capacity_then_wait() -> None:
+    async def scenario() -> None:
+        budget = WorkBudget(64)
+        held = [await budget.acquire(16) for _ in range(4)]
+        assert budget.in_flight == 64
+        late = asyncio.ensure_future(budget.acquire(1))
+        await settle()
+        assert not late.done() and budget.waiting == 1
+        budget.release(held[0])
+        assert await late == 1 and budget.in_flight == 49
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_first_come_first_served_so_a_big_share_is_not_starved() -> None:
+    async def scenario() -> None:
+        budget = WorkBudget(64)
+        order: list[str] = []
+
+        async def job(name: str, swaps: int) -> None:
+            async with budget.share(swaps):
+                order.append(name)
+                await asyncio.sleep(0.01)
+
+        first = await budget.acquire(48)  # 16 left
+        big = asyncio.ensure_future(job("big", 64))
+        await settle()
+        small = [asyncio.ensure_future(job(f"small{i}", 4)) for i in range(3)]  # would fit in the 16 left
+        await settle()
+        assert order == []  # queued behind the big one, not past it
+        budget.release(first)
+        await asyncio.gather(big, *small)
+        assert order == ["big", "small0", "small1", "small2"]
+        assert budget.in_flight == 0 and budget.waiting == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_a_cancelled_waiter_leaves_the_queue_and_lets_the_next_go() -> None:
+    async def scenario() -> None:
+        budget = WorkBudget(10)
+        held = await budget.acquire(8)
+        big = asyncio.ensure_future(budget.acquire(10))
+        small = asyncio.ensure_future(budget.acquire(2))
+        await settle()
+        assert not small.done()  # behind the big one
+        big.cancel()
+        assert await small == 2 and budget.waiting == 0
+        budget.release(held)
+        budget.release(2)
+        assert budget.in_flight == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_a_share_granted_then_cancelled_is_given_back() -> None:
+    async def scenario() -> None:
+        budget = WorkBudget(10)
+        held = await budget.acquire(10)
+        waiter = asyncio.ensure_future(budget.acquire(5))
+        await settle()
+        budget.release(held)  # granted to the waiter, which has not run yet
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert budget.in_flight == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_a_share_past_the_capacity_runs_alone() -> None:
+    async def scenario() -> None:
+        budget = WorkBudget(16)
+        async with budget.share(64) as held:
+            assert held == 16 and budget.in_flight == 16
+        assert budget.in_flight == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+    with pytest.raises(ValueError, match="at least 1"):
+        WorkBudget(0)
