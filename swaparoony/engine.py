@@ -18,6 +18,7 @@ from .face_detector import faces_from_detections, letterbox
 from .face_helper import align_matrix, crop_face
 from .face_recognizer import RECOGNIZER_SIZE
 from .gallery import Destination, Gallery
+from .gallery_bounds import GalleryBounds
 from .gallery_editor import GalleryEditor
 from .image_file import DecodeLimits
 from .jpeg_splice import encode_banded
@@ -115,7 +116,8 @@ class SwapEngine:
         self.telemetry = telemetry or NoTelemetry()
         self.marker = marker or Unmarked()
         self.live = LiveGallery(settings.destinations_dir, models, lambda data: self.decode(data, self.destination_limits),
-                                settings.max_upload_bytes, self._prepare)
+                                settings.max_upload_bytes, self._prepare,
+                                GalleryBounds(settings.max_destinations, settings.max_gallery_pixels))
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = asyncio.Semaphore(settings.decode_processes)  # waiters queue here, not in threads
@@ -230,9 +232,10 @@ class SwapEngine:
             results.append(result)
         return joined(results)
 
-    async def _count_faces(self, portrait: bytes) -> int:
-        """Faces in a portrait an operator is adding, decoded as a destination is."""
-        return len(await self._faces((await self.decode(portrait, self.destination_limits)).frame))
+    async def _count_faces(self, portrait: bytes) -> tuple[int, int]:
+        """Faces and pixels of a portrait an operator is adding, decoded as a destination is."""
+        frame = (await self.decode(portrait, self.destination_limits)).frame
+        return len(await self._faces(frame)), frame.shape[0] * frame.shape[1]
 
     def _prepare(self, destination: Destination) -> PreparedOutput:
         """A usable destination's JPEG in bands, labelled base and parent ingredient, made once per file."""

@@ -11,6 +11,7 @@ SwaparoonyError
 ├── FaceIdOutOfRange (422)
 ├── TooManySwaps (422)
 ├── GalleryNotWritable (409)
+│   └── GalleryFull
 ├── SigningFailed (500)
 └── ServiceNotReady (503)
     ├── ModelsUnavailable
@@ -109,6 +110,13 @@ class GalleryNotWritable(SwaparoonyError):
     status = 409
     short = "gallery_not_writable"
     title = "Gallery not writable"
+
+
+class GalleryFull(GalleryNotWritable):
+    """Another portrait would take the gallery past its bound on portraits or decoded pixels."""
+
+    short = "gallery_full"
+    title = "Gallery full"
 
 
 class ServiceNotReady(SwaparoonyError):

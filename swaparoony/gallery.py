@@ -16,6 +16,7 @@ import numpy as np
 from .errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
 from .face_detector import faces_from_detections, letterbox
 from .face_helper import PasteRegion, align_matrix, crop_face, crop_mask, paste_region
+from .gallery_bounds import GalleryBounds, pixels_of
 from .gallery_index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
 from .model_set import FaceModels
 from .pixel_boost import BOOST_SIZES
@@ -28,6 +29,10 @@ IMAGE_SUFFIXES = tuple(MEDIA_TYPES)
 UNREADABLE: Frame = np.zeros((0, 0, 3), dtype=np.uint8)
 Decode = Callable[[bytes], Awaitable[DecodedImage]]
 """Decodes a destination file at full size, within the service's decode budget."""
+READ_AT_ONCE = 4
+"""Portraits decoded at once while loading: enough to keep the decode processes busy, few enough that the frames
+decoded before the pixel bound is checked stay a handful."""
+Read = tuple[str, Frame, bytes, "str | None"]
 
 
 @dataclass(frozen=True)
@@ -109,10 +114,11 @@ class Gallery:
 
     @classmethod
     async def load(cls, paths: list[Path], models: FaceModels, decode: Decode, max_bytes: int,
-                   kept: list[Destination], index: GalleryIndex | None = None) -> Gallery:
-        """Read and decode these image files off the event loop and detect all their faces in one batched call; the
-        gallery is them and the destinations kept as they are."""
-        read = await asyncio.gather(*(_read(path, decode, max_bytes) for path in paths))
+                   kept: list[Destination], index: GalleryIndex | None = None,
+                   bounds: GalleryBounds = GalleryBounds()) -> Gallery:
+        """Read and decode these image files off the event loop, in order and within the bounds, and detect all their
+        faces in one batched call; the gallery is them and the destinations kept as they are."""
+        read = await _read_within(paths, decode, max_bytes, kept, bounds)
         frames = {name: frame for name, frame, _, reason in read if reason is None}
         files = {name: file for name, _, file, _ in read}
         broken = [Destination(name, UNREADABLE, (), reason) for name, _, _, reason in read if reason is not None]
@@ -171,7 +177,30 @@ def _image_paths(directory: Path, quiet: bool) -> list[Path]:
     return paths + [path for path in entries if path.name == INDEX_NAME]
 
 
-async def _read(path: Path, decode: Decode, max_bytes: int) -> tuple[str, Frame, bytes, str | None]:
+async def _read_within(paths: list[Path], decode: Decode, max_bytes: int, kept: list[Destination],
+                       bounds: GalleryBounds) -> list[Read]:
+    """Each file read in order, a few at a time; those past the portrait or pixel bound skipped with the reason."""
+    room = bounds.max_destinations - sum(1 for destination in kept if destination.frame.size)
+    held = sum(pixels_of(destination.frame.shape) for destination in kept)
+    read: list[Read] = []
+    waiting = list(paths)
+    while waiting and room > 0:
+        group, waiting = waiting[:min(READ_AT_ONCE, room)], waiting[min(READ_AT_ONCE, room):]
+        for name, frame, data, reason in await asyncio.gather(*(_read(path, decode, max_bytes) for path in group)):
+            pixels = pixels_of(frame.shape)
+            if reason is None and held + pixels > bounds.max_pixels:
+                frame, data, reason = UNREADABLE, b"", bounds.pixel_reason(pixels, held)
+                logger.warning("destination %s %s", name, reason)
+            elif reason is None:
+                held, room = held + pixels, room - 1
+            read.append((name, frame, data, reason))
+    for path in waiting:
+        logger.warning("destination %s %s", path.name, bounds.count_reason())
+        read.append((path.name, UNREADABLE, b"", bounds.count_reason()))
+    return read
+
+
+async def _read(path: Path, decode: Decode, max_bytes: int) -> Read:
     """(name, frame, file, None), or (name, an empty frame, no bytes, why it cannot be used)."""
     try:
         data = await asyncio.to_thread(read_regular_file, path, max_bytes)

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from .errors import BadRequest, GalleryNotWritable, NoFaceFound, UnknownDestination, UnsupportedImageFormat, UploadTooLarge
 from .gallery import IMAGE_SUFFIXES, Destination
+from .gallery_bounds import pixels_of
 from .live_gallery import LiveGallery
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,99}")
 """A plain file name: no directories, no leading dot (hidden and temporary files are never portraits)."""
 SIGNATURES = {".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",), ".png": (b"\x89PNG\r\n\x1a\n",), ".webp": (b"RIFF",)}
-CountFaces = Callable[[bytes], Awaitable[int]]
-"""Decodes a portrait within the destination limits and counts its faces; raises the decode errors."""
+CountFaces = Callable[[bytes], Awaitable[tuple[int, int]]]
+"""Decodes a portrait within the destination limits: its faces and its pixels; raises the decode errors."""
 
 
 class GalleryEditor:
@@ -40,13 +41,20 @@ class GalleryEditor:
         if len(data) > self.max_bytes:
             raise UploadTooLarge(f"The portrait is {len(data):,} bytes; the limit is {self.max_bytes:,}.")
         _check_format(name, data)
-        if await self.count_faces(data) == 0:
+        faces, pixels = await self.count_faces(data)
+        if faces == 0:
             raise NoFaceFound(f"No face was found in {name}, so it was not added: a destination needs a clearly visible face.")
         path = self.live.directory / name
         new = not path.exists()
+        self._check_room(name, pixels)
         await asyncio.to_thread(_write_atomically, path, data)
         await self.live.reload()
         return self.live.view.gallery.destinations[name], new
+
+    def _check_room(self, name: str, pixels: int) -> None:
+        """Refuse a portrait the gallery's bounds have no room for; a replacement frees its predecessor's pixels."""
+        others = [d for d in self.live.view.gallery.destinations.values() if d.name != name and d.frame.size]
+        self.live.bounds.check_put(len(others) + 1, sum(pixels_of(d.frame.shape) for d in others) + pixels)
 
     async def remove(self, name: str) -> None:
         """Delete a portrait's file and drop it from the gallery."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import GalleryUnavailable
 from .gallery import Decode, Destination, Gallery, listing, read_regular_file
+from .gallery_bounds import GalleryBounds, skipped
 from .gallery_index import INDEX_NAME, read_index
 from .model_set import FaceModels
 from .prepared_output import PreparedOutput
@@ -38,8 +39,10 @@ class GalleryView:
 class LiveGallery:
     """Holds the current view and replaces it when the directory changes."""
 
-    def __init__(self, directory: Path, models: FaceModels, decode: Decode, max_bytes: int, prepare: Prepare) -> None:
+    def __init__(self, directory: Path, models: FaceModels, decode: Decode, max_bytes: int, prepare: Prepare,
+                 bounds: GalleryBounds = GalleryBounds()) -> None:
         self.directory = directory
+        self.bounds = bounds
         self.models = models
         self.decode = decode
         self.max_bytes = max_bytes
@@ -65,9 +68,10 @@ class LiveGallery:
             index = await asyncio.to_thread(read_index, self.directory, read_regular_file)
         images, before = _images(now), _images(old.listing)
         unchanged = frozenset(name for name, stamp in images.items() if before.get(name) == stamp)
-        kept = [old.gallery.destinations[name] for name in unchanged]
-        changed = [self.directory / name for name in images if name not in unchanged]
-        gallery = await Gallery.load(changed, self.models, self.decode, self.max_bytes, kept, index)
+        retried = {name for name in unchanged if skipped(old.gallery.destinations[name].reason)}  # room may have freed
+        kept = [old.gallery.destinations[name] for name in unchanged - retried]
+        changed = [self.directory / name for name in images if name not in unchanged or name in retried]
+        gallery = await Gallery.load(changed, self.models, self.decode, self.max_bytes, kept, index, self.bounds)
         outputs = await asyncio.to_thread(self._outputs, gallery, old.outputs, unchanged)
         self.view = GalleryView(gallery, outputs, now)
         added, removed = images.keys() - before.keys(), before.keys() - images.keys()
