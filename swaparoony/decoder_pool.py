@@ -4,6 +4,10 @@ A hostile file can be valid and still cost minutes of CPU or gigabytes to decode
 work cannot be stopped, and it holds up shutdown; in a process it is killed at its deadline and the
 process replaced. Its address space is capped, so an allocation past the cap fails in the worker
 instead of growing the service towards its pod's memory limit.
+
+The deadline counts the worker's own CPU time on the decode, not the wall clock: the thread that
+waits for it may itself wait for the API worker's GIL (an event loop busy with a large JSON body)
+while the reply sits finished in the pipe, and that wait is no fault of the image.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from . import errors
 from .decode_worker import HEADER, READY, SIZE
@@ -31,8 +36,13 @@ logger = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 60.0
 """How long a new worker may take to load Python and the codecs (seconds on a loaded node, not minutes)."""
+CPU_TICK_S = 0.01
+"""The kernel counts a process's CPU time in ticks of 10 ms: looking again sooner cannot see more spent."""
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 """One thread each: a decode is single-threaded, and BLAS thread pools would reserve address space."""
+BACKSTOP_FACTOR = 3
+"""A decode that has spent less than its CPU timeout still ends at this many timeouts of wall clock (15 s for
+the default 5 s), so a stopped worker, or one starved of CPU on an overloaded node, cannot hold its slot for ever."""
 
 
 class DecoderPool:
@@ -48,7 +58,7 @@ class DecoderPool:
             self._idle.put(_Worker(memory_bytes))
 
     def decode(self, data: bytes, limits: DecodeLimits) -> DecodedImage:
-        """Decode in a worker; a decode past the deadline is killed and refused as too costly."""
+        """Decode in a worker; a decode past its CPU deadline is killed and refused as too costly."""
         worker = self._idle.get()
         if worker.process.poll() is not None:  # died while idle (killed from outside): not this image's fault
             worker.kill()
@@ -56,16 +66,20 @@ class DecoderPool:
         try:
             if not worker.ready:  # a replacement started after a kill may still be loading
                 worker.wait_until_ready(time.monotonic() + self.startup_timeout_s)
-            return worker.decode(data, limits, time.monotonic() + self.timeout_s)
+            return worker.decode(data, limits, _CpuDeadline(worker.usage, self.timeout_s))
         except _WorkerLost as exc:
             worker.kill()
             worker = _Worker(self.memory_bytes)
             if exc.timed_out:
-                logger.warning("a decode ran past %s s and was stopped", self.timeout_s)
+                logger.warning("a decode ran past %s s of CPU and was stopped", self.timeout_s)
                 raise DecodeTooCostly(
                     f"The image could not be decoded within {self.timeout_s:g} seconds; it may be built to be slow "
                     "to decode. Re-save it as an ordinary JPEG or PNG."
                 ) from None
+            if exc.stalled:
+                logger.error("a decode worker spent under %s s of CPU in %s s of waiting (stopped or starved) and was "
+                             "replaced", self.timeout_s, BACKSTOP_FACTOR * self.timeout_s)
+                raise ServiceNotReady("The image decoder is overloaded; retry shortly.") from None
             if exc.starting:
                 logger.error("a decode worker did not start within %s s", self.startup_timeout_s)
                 raise ServiceNotReady("The image decoder could not start; retry shortly.") from None
@@ -83,12 +97,65 @@ class DecoderPool:
 
 
 class _WorkerLost(Exception):
-    """The worker died, broke the protocol, ran past its deadline or never finished starting."""
+    """The worker died, broke the protocol, ran past its deadline, stalled or never finished starting."""
 
-    def __init__(self, timed_out: bool, starting: bool = False) -> None:
+    def __init__(self, timed_out: bool, starting: bool = False, stalled: bool = False) -> None:
         super().__init__("timed out" if timed_out else "worker lost")
         self.timed_out = timed_out
         self.starting = starting
+        self.stalled = stalled
+
+
+class _WallDeadline:
+    """A point on the wall clock: a new worker's start-up."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def next_wait_s(self, waited_s: float) -> float:
+        """Seconds still to wait; raises once there are none."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise _WorkerLost(timed_out=False, starting=True)
+        return left
+
+
+class _CpuDeadline:
+    """timeout_s of the worker's CPU time on this decode, and BACKSTOP_FACTOR timeouts of waiting on a worker that
+    spends less: stopped, or starved of CPU.
+
+    The backstop counts only the time this thread sat waiting with nothing to read or write, never the time it
+    waited for the GIL, so a long wait to run is not taken for a stalled worker either."""
+
+    def __init__(self, process: psutil.Process, timeout_s: float) -> None:
+        self.process = process
+        self.timeout_s = timeout_s
+        self.cpu_start = self._cpu_s()
+        self.started = time.monotonic()
+        self.waited_s = 0.0
+
+    def next_wait_s(self, waited_s: float) -> float:
+        """After waiting waited_s for nothing, how long to wait next: never long enough to pass either bound."""
+        self.waited_s += waited_s
+        elapsed = time.monotonic() - self.started
+        if elapsed < self.timeout_s:  # one thread cannot have spent more CPU than that: no need to read it
+            left = self.timeout_s - elapsed
+        else:
+            spent = self._cpu_s() - self.cpu_start
+            if spent >= self.timeout_s:
+                raise _WorkerLost(timed_out=True)
+            left = max(self.timeout_s - spent, CPU_TICK_S)
+        backstop = BACKSTOP_FACTOR * self.timeout_s - self.waited_s
+        if backstop <= 0:
+            raise _WorkerLost(timed_out=False, stalled=True)
+        return min(left, backstop)
+
+    def _cpu_s(self) -> float:
+        try:
+            times = self.process.cpu_times()
+        except psutil.Error:  # gone: the pipe says so too, and is read first
+            return float("inf")
+        return times.user + times.system
 
 
 class _Worker:
@@ -104,18 +171,19 @@ class _Worker:
         self.replies: int = self.process.stdout.fileno()  # type: ignore[union-attr]
         os.set_blocking(self.requests, False)  # so no write or read can outlast the deadline
         os.set_blocking(self.replies, False)
+        self.usage = psutil.Process(self.process.pid)  # its CPU time, for the decode deadline
         self.ready = False
 
     def wait_until_ready(self, deadline: float) -> None:
         """Read the worker's READY byte; no decode deadline runs while it loads."""
         try:
-            self.ready = bytes(self._read(len(READY), deadline)) == READY
+            self.ready = bytes(self._read(len(READY), _WallDeadline(deadline))) == READY
         except _WorkerLost:
             self.ready = False
         if not self.ready:
             raise _WorkerLost(timed_out=False, starting=True)
 
-    def decode(self, data: bytes, limits: DecodeLimits, deadline: float) -> DecodedImage:
+    def decode(self, data: bytes, limits: DecodeLimits, deadline: _CpuDeadline) -> DecodedImage:
         meta = json.dumps(limits.to_dict()).encode()
         self._write(HEADER.pack(len(meta)) + meta + SIZE.pack(len(data)), deadline)
         self._write(data, deadline)
@@ -126,7 +194,7 @@ class _Worker:
         pixels = self._read(int(np.prod(reply["shape"])), deadline)
         return DecodedImage(np.frombuffer(pixels, np.uint8).reshape(reply["shape"]), reply["scale"])
 
-    def _write(self, data: bytes, deadline: float) -> None:
+    def _write(self, data: bytes, deadline: _WallDeadline | _CpuDeadline) -> None:
         view = memoryview(data)
         while view:
             self._wait(select.POLLOUT, self.requests, deadline)
@@ -137,7 +205,7 @@ class _Worker:
             except OSError:  # the worker is gone
                 raise _WorkerLost(timed_out=False) from None
 
-    def _read(self, size: int, deadline: float) -> bytearray:
+    def _read(self, size: int, deadline: _WallDeadline | _CpuDeadline) -> bytearray:
         buffer = bytearray(size)
         view, got = memoryview(buffer), 0
         while got < size:
@@ -152,12 +220,12 @@ class _Worker:
         return buffer
 
     @staticmethod
-    def _wait(event: int, fd: int, deadline: float) -> None:
+    def _wait(event: int, fd: int, deadline: _WallDeadline | _CpuDeadline) -> None:
         poller = select.poll()
         poller.register(fd, event)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not poller.poll(remaining * 1000):
-            raise _WorkerLost(timed_out=True)
+        wait_s = 0.0  # look first: a reply already in the pipe is never late, however long this thread waited to run
+        while not poller.poll(wait_s * 1000):
+            wait_s = deadline.next_wait_s(wait_s)
 
     def kill(self) -> None:
         if self.process.poll() is None:

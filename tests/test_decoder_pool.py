@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 
 import numpy as np
 import psutil
@@ -12,13 +16,15 @@ from conftest import encode, upload_image
 from hostile_files import flat_rgba_png, progressive_jpeg, scan_bomb
 
 from swaparoony.decode_worker import READY
-from swaparoony.decoder_pool import STARTUP_TIMEOUT_S, DecoderPool
+from swaparoony.decoder_pool import BACKSTOP_FACTOR, STARTUP_TIMEOUT_S, DecoderPool
 from swaparoony.errors import DecodeTooCostly, ServiceNotReady, UndecodableImage
 from swaparoony.image_file import DecodeLimits
+from swaparoony.types import DecodedImage
 from swaparoony.vision import decode_image
 
 LIMITS = DecodeLimits(max_bytes=64_000_000, max_pixels=40_000_000)
 UPLOAD = encode(upload_image())
+GIB = 1024 * 1024 * 1024
 
 
 @pytest.fixture
@@ -74,6 +80,71 @@ def test_a_decode_past_its_deadline_is_killed_and_refused(pool: DecoderPool) -> 
     assert not psutil.pid_exists(before) or psutil.Process(before).status() == psutil.STATUS_ZOMBIE
     assert worker_pid(pool) != before
     assert pool.decode(UPLOAD, LIMITS).frame.shape == (640, 640, 3)  # a fresh worker serves the next one
+
+
+def hold_the_gil() -> float:
+    """Hold this interpreter's GIL in one C call, as a large JSON body being parsed holds the API worker's; seconds
+    held. Big-integer arithmetic never lets the GIL go."""
+    started = time.perf_counter()
+    3 ** 4_000_000  # noqa: B018 (about half a second)
+    return time.perf_counter() - started
+
+
+def decode_in_a_thread(pool: DecoderPool) -> tuple[Future[DecodedImage], int]:
+    """The decode's outcome, and the thread that waits on it."""
+    outcome: Future[DecodedImage] = Future()
+
+    def run() -> None:
+        try:
+            outcome.set_result(pool.decode(UPLOAD, LIMITS))
+        except Exception as exc:  # noqa: BLE001 (handed to the test through the future)
+            outcome.set_exception(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return outcome, thread.ident or 0
+
+
+def waiting_on_the_worker(thread_id: int) -> bool:
+    """Whether the thread is in the pool's wait on a worker pipe (its deadline set, the request on its way)."""
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None and frame.f_code.co_name != "_wait":
+        frame = frame.f_back
+    return frame is not None
+
+
+def test_a_finished_decode_is_not_refused_while_its_caller_waits_for_the_gil() -> None:
+    # While the API worker's event loop parses a JSON bomb, the thread waiting on a decode cannot run: the worker
+    # finishes in milliseconds and its reply (1.2 MB, more than a pipe holds) waits. That wait is not the image's.
+    pool = DecoderPool(processes=1, timeout_s=0.1, memory_bytes=GIB)
+    try:
+        pool.decode(UPLOAD, LIMITS)  # started and warm
+        outcome, thread_id = decode_in_a_thread(pool)
+        give_up = time.monotonic() + 30
+        while not waiting_on_the_worker(thread_id):  # a spin, not a sleep: the thread must not get far
+            assert time.monotonic() < give_up and not outcome.done()
+        held = hold_the_gil()
+        assert outcome.result(timeout=30).frame.shape == (640, 640, 3)
+        assert held > BACKSTOP_FACTOR * pool.timeout_s  # longer than even the wall-clock backstop
+    finally:
+        pool.close()
+
+
+def test_a_stopped_worker_is_ended_by_the_wall_clock_backstop_and_replaced() -> None:
+    # A worker that spends no CPU (stopped, or starved on an overloaded node) never reaches its CPU deadline.
+    pool = DecoderPool(processes=1, timeout_s=0.2, memory_bytes=GIB)
+    try:
+        pool.decode(UPLOAD, LIMITS)
+        stopped = worker_pid(pool)
+        psutil.Process(stopped).suspend()
+        started = time.monotonic()
+        with pytest.raises(ServiceNotReady, match="overloaded; retry shortly"):
+            pool.decode(UPLOAD, LIMITS)
+        assert BACKSTOP_FACTOR * pool.timeout_s <= time.monotonic() - started < 10
+        assert worker_pid(pool) != stopped and not psutil.pid_exists(stopped)
+        assert pool.decode(UPLOAD, LIMITS).frame.shape == (640, 640, 3)
+    finally:
+        pool.close()
 
 
 def test_a_decode_past_the_memory_cap_fails_alone() -> None:
