@@ -7,6 +7,7 @@ stays small (OpenCV alone maps ~300 MB of address space, which would eat its mem
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -26,6 +27,12 @@ AvifImagePlugin.DEFAULT_MAX_THREADS = 1  # a worker process decodes one image at
 MAX_JPEG_SCANS = 64
 """Ordinary progressive JPEGs have about 10 scans. Each scan is a pass over every block of the image,
 so a file that repeats a tiny scan thousands of times decodes for minutes from a few hundred KB."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_CHUNK = struct.Struct("!I4s")
+MAX_PNG_CHUNKS = 20_000
+"""Pillow reads a PNG's chunks one by one in Python, a few microseconds each: 1.7 million empty ones (20 MiB) hold
+a decode worker for seconds. Encoders write image data in 8 to 64 KiB chunks, so a 40 MiB PNG in libpng's 8 KiB
+has about 5,100; the bound is four times that, under a tenth of a second of Pillow's per-chunk work."""
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
 """Modes Pillow's reduce() takes; others are box-resized (16-bit grey stays 2 bytes a pixel until then)."""
@@ -75,6 +82,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Read only the header, so the limits are enforced before any pixel is decoded."""
     if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
         _read_heif()
+    if data.startswith(PNG_SIGNATURE):
+        _check_png_chunks(data)  # before Image.open, which walks the chunks up to the first image data
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -122,6 +131,23 @@ def _check_scans(data: bytes) -> None:
     if scans > MAX_JPEG_SCANS:
         raise DecodeTooCostly(
             f"The JPEG has {scans:,} scans; the limit is {MAX_JPEG_SCANS} (ordinary photos have about 10). "
+            "Re-save it as an ordinary JPEG or PNG."
+        )
+
+
+def _check_png_chunks(data: bytes) -> None:
+    """Count the chunks Pillow would walk for the first picture: to IEND, or to an APNG's second frame."""
+    position, chunks, seen_data = len(PNG_SIGNATURE), 0, False
+    while position + PNG_CHUNK.size <= len(data) and chunks <= MAX_PNG_CHUNKS:
+        length, kind = PNG_CHUNK.unpack_from(data, position)
+        if kind == b"IEND" or (kind == b"fcTL" and seen_data):
+            return
+        seen_data = seen_data or kind == b"IDAT"
+        position += PNG_CHUNK.size + length + 4  # length and type, data, CRC
+        chunks += 1
+    if chunks > MAX_PNG_CHUNKS:
+        raise DecodeTooCostly(
+            f"The PNG has more than {MAX_PNG_CHUNKS:,} chunks (ordinary PNGs have at most a few thousand). "
             "Re-save it as an ordinary JPEG or PNG."
         )
 

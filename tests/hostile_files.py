@@ -1,8 +1,11 @@
-"""Valid image files built to be costly: scan-bomb JPEGs and huge-but-small 16-bit PNGs (tests and benchmarks)."""
+"""Valid image files built to be costly: scan-bomb JPEGs, chunk-bomb PNGs, huge-but-small PNGs and WebPs (tests and
+benchmarks)."""
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -61,3 +64,37 @@ def flat_rgba_png(size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGBA", size, (200, 120, 40, 128)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """A PNG's chunks as (type, data), in order."""
+    found, position = [], 8
+    while position < len(data):
+        length, kind = struct.unpack_from("!I4s", data, position)
+        found.append((kind, data[position + 8 : position + 8 + length]))
+        position += 12 + length
+    return found
+
+
+def png_from_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG of these chunks, each with its length and CRC."""
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack("!I", len(body)) + kind + body + struct.pack("!I", zlib.crc32(kind + body)) for kind, body in chunks
+    )
+
+
+def rechunked_png(data: bytes, idat_bytes: int) -> bytes:
+    """The same PNG with its image data split into IDAT chunks of idat_bytes (encoders write 8 to 64 KiB)."""
+    chunks = png_chunks(data)
+    stream = b"".join(body for kind, body in chunks if kind == b"IDAT")
+    first = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    idats = [(b"IDAT", stream[i : i + idat_bytes]) for i in range(0, len(stream), idat_bytes)]
+    return png_from_chunks(chunks[:first] + idats + [chunk for chunk in chunks[first:] if chunk[0] != b"IDAT"])
+
+
+def chunk_bomb_png(chunks: int, size: tuple[int, int] = (640, 640)) -> bytes:
+    """A valid PNG whose image data starts with `chunks` empty IDAT chunks, 12 bytes each: Pillow walks every one."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 200)).save(buffer, "PNG")
+    parsed = png_chunks(buffer.getvalue())
+    return png_from_chunks(parsed[:1] + [(b"IDAT", b"")] * chunks + parsed[1:])

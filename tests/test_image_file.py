@@ -1,8 +1,9 @@
-"""Reading image files within budget: decoding near the size needed, 16-bit, and scan bombs refused unread."""
+"""Reading image files within budget: decoding near the size needed, 16-bit, and scan and chunk bombs refused unread."""
 
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pillow_heif
@@ -10,9 +11,10 @@ import pytest
 from PIL import ExifTags, Image, ImageOps
 
 from conftest import pil_bytes
-from hostile_files import progressive_jpeg, scan_bomb, sixteen_bit_png
+from hostile_files import (chunk_bomb_png, png_chunks, png_from_chunks, progressive_jpeg, rechunked_png, scan_bomb,
+                           sixteen_bit_png)
 from swaparoony.errors import DecodeTooCostly, UploadTooLarge
-from swaparoony.image_file import MAX_JPEG_SCANS, DecodeLimits, read_bgr
+from swaparoony.image_file import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, DecodeLimits, read_bgr
 
 UPLOAD = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000, long_side=1920)
 FULL = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000)
@@ -43,6 +45,25 @@ def test_a_scan_bomb_is_refused_without_decoding() -> None:
     bomb = scan_bomb(ordinary, copies=3000)
     with pytest.raises(DecodeTooCostly, match=f"3,010 scans; the limit is {MAX_JPEG_SCANS}"):
         read_bgr(bomb, UPLOAD)
+
+
+def test_a_png_of_millions_of_chunks_is_refused_before_pillow_walks_them() -> None:
+    bomb = chunk_bomb_png(1_700_000)  # 19.5 MiB; Pillow takes seconds over its chunks
+    started = time.perf_counter()
+    with pytest.raises(DecodeTooCostly, match=f"more than {MAX_PNG_CHUNKS:,} chunks"):
+        read_bgr(bomb, UPLOAD)
+    assert time.perf_counter() - started < 1  # about 10 ms: it stops counting at the bound
+
+
+def test_pngs_in_small_chunks_and_long_animations_are_still_read() -> None:
+    picture = Image.effect_noise((320, 240), 50).convert("RGB")
+    small_chunks = rechunked_png(pil_bytes(picture, "PNG"), idat_bytes=16)  # 12,000 chunks: far smaller ones than any encoder writes
+    assert np.array_equal(read_bgr(small_chunks, UPLOAD)[0], np.asarray(picture)[..., ::-1])
+    # An APNG's later frames are never read (Pillow stops at the second frame's fcTL), so they are not counted.
+    animation = png_chunks(pil_bytes(picture, "PNG", save_all=True, append_images=[picture.rotate(90)]))
+    second_frame = [i for i, (kind, _) in enumerate(animation) if kind == b"fcTL"][1]
+    long = png_from_chunks(animation[:second_frame + 1] + [(b"prIv", b"")] * (MAX_PNG_CHUNKS + 1) + animation[second_frame + 1:])
+    assert np.array_equal(read_bgr(long, UPLOAD)[0], np.asarray(picture)[..., ::-1])
 
 
 @pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
