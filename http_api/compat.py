@@ -6,15 +6,13 @@ reshapes its results and errors into the original bodies.
 
 from __future__ import annotations
 
-import binascii
-import json
-import re
 from enum import Enum
 from typing import Any
 
 import bentoml
 import pybase64
 from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -22,12 +20,12 @@ from swaparoony.engine import SwapOptions, SwapOutcome
 from swaparoony.errors import BadRequest, FaceIdOutOfRange, NoFaceFound, SwaparoonyError, UndecodableImage, UnsupportedImageFormat
 from swaparoony.settings import Settings
 
+from . import kserve_body
 from .schemas import MAX_FACE_ID
 
 MODEL_NAME = "swaparoony-face-swap"
 PREDICT_PATH = f"/v1/models/{MODEL_NAME}:predict"
 TAGS: list[str | Enum] = ["Original Swaparoony API"]
-DATA_URL_PREFIX = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 # The original FastAPI service answered 400 for all of these; other statuses keep their own code.
 ORIGINAL_400 = (UndecodableImage, UnsupportedImageFormat, NoFaceFound, FaceIdOutOfRange, BadRequest)
 
@@ -38,6 +36,18 @@ app = FastAPI(
     form_limits={"max_files": Settings.max_form_parts, "max_fields": Settings.max_form_parts,
                  "max_part_size": Settings.max_form_field_bytes},
 )
+FORM_HINT = ("Send multipart/form-data with an image file and whole numbers source_face_id and destination_face_id "
+             "(1 is the leftmost face).")
+
+
+@app.exception_handler(RequestValidationError)
+async def malformed_fields(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """400 with one sentence naming each bad field, never echoing its value: /api/v1/swap in the original's
+    {"detail"} shape, the operator routes in the service's {"error", "code"}. FastAPI's 422 listed the input."""
+    problems = "; ".join(f"{'.'.join(map(str, error['loc'][1:])) or 'request'}: {error['msg']}" for error in exc.errors())
+    if request.url.path == "/api/v1/swap":
+        return JSONResponse({"detail": f"{problems}. {FORM_HINT}"}, status_code=400)
+    return JSONResponse({"error": f"{problems}.", "code": "invalid_parameter"}, status_code=400)
 
 
 PREDICT_REQUEST = {
@@ -118,8 +128,8 @@ async def api_v1_health() -> dict[str, Any]:
 async def kserve_predict(request: Request) -> JSONResponse:
     """JSON `{image: base64 (data URL prefix allowed), source_face_id, destination_face_id}`."""
     try:
-        upload, source_face_id, destination_face_id = _kserve_input(await request.body())
-        outcome = await _swap(upload, source_face_id, destination_face_id)
+        upload, payload = await kserve_body.read(request)
+        outcome = await _swap(upload, *_face_ids(payload.get("source_face_id", 1), payload.get("destination_face_id", 1)))
     except SwaparoonyError as exc:
         return JSONResponse({"success": False, "error": exc.title, "detail": str(exc)}, status_code=exc.status)
     return JSONResponse(original_body(outcome))
@@ -148,18 +158,3 @@ def _face_ids(*ids: Any) -> tuple[int, ...]:
                              f"got {str(value)[:20]!r}")
         checked.append(value)
     return tuple(checked)
-
-
-def _kserve_input(body: bytes) -> tuple[bytes, int, int]:
-    try:
-        payload = json.loads(body or b"null")
-    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep, or a number too long
-        raise BadRequest(f"The request body is not valid JSON ({type(exc).__name__}).") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
-        raise BadRequest('Send JSON like {"image": "<base64 JPEG>", "source_face_id": 1, "destination_face_id": 1}.')
-    encoded = DATA_URL_PREFIX.sub("", payload["image"].strip())
-    try:
-        upload = pybase64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise UndecodableImage("The image field is not valid base64.") from exc
-    return (upload, *_face_ids(payload.get("source_face_id", 1), payload.get("destination_face_id", 1)))
