@@ -46,9 +46,11 @@ def _keep_upload_bytes(value: Any, handler: Any) -> Any:
 ImageUpload = Annotated[PIL.Image.Image, WrapValidator(_keep_upload_bytes)]
 """Declared as an image so Swagger UI offers a file picker; arrives in the API as the raw bytes."""
 MAX_FACE_ID = 10_000
-FaceId = Annotated[int, Field(ge=1, le=MAX_FACE_ID, description="1-based, faces counted left to right")]
-DestinationFaceId = Annotated[int, Field(ge=0, le=MAX_FACE_ID, description="1-based, faces counted left to right; "
-                                                                          "0: every face")]
+# Whole numbers only (strict): lax pydantic took true as 1 and 1.0 or 512.0 as ints. Browsers send the text "1",
+# which request_parsing.field_value reads as JSON, and BentoML's client sends JSON ints, so both arrive as int.
+FaceId = Annotated[int, Field(ge=1, le=MAX_FACE_ID, strict=True, description="1-based, faces counted left to right")]
+DestinationFaceId = Annotated[int, Field(ge=0, le=MAX_FACE_ID, strict=True,
+                                         description="1-based, faces counted left to right; 0: every face")]
 SIMILARITY = ("Cosine similarity of the ArcFace embeddings of the upload's face and the swapped face (re-embedded from "
               "the result at the destination face's landmarks); with the real models above about 0.4 is the same person")
 
@@ -59,7 +61,7 @@ def _boost(value: Any) -> int:
     return int(value)
 
 
-PixelBoost = Annotated[int, AfterValidator(_boost), Field(json_schema_extra={"enum": list(BOOST_SIZES)})]
+PixelBoost = Annotated[int, AfterValidator(_boost), Field(strict=True, json_schema_extra={"enum": list(BOOST_SIZES)})]
 FaceMapText = Annotated[str | None, Field(max_length=400)]
 OutputFormat = Literal["jpeg", "png", "webp"]
 

@@ -171,3 +171,25 @@ def test_malformed_requests_are_one_warning_line_without_the_input(server: Serve
     lines = [line for line in server.log().splitlines() if "malformed request POST /swap" in line and "source_face_id" in line]
     assert lines and "[WARNING]" in lines[-1]
     assert secret not in server.log()  # neither the value nor a traceback quoting it
+
+
+@pytest.mark.parametrize(("route", "data", "field"), [
+    ("/swap", {"source_face_id": "true"}, "source_face_id"),
+    ("/swap", {"source_face_id": "1.0"}, "source_face_id"),
+    ("/swap", {"destination_face_id": "false"}, "destination_face_id"),
+    ("/swap", {"pixel_boost": "512.0"}, "pixel_boost"),
+    ("/swap_image", {"destination": "one_face.jpg", "destination_face_id": "1.0"}, "destination_face_id"),
+    ("/swap_zip", {"pixel_boost": "true"}, "pixel_boost"),
+])
+def test_face_ids_and_pixel_boost_are_whole_numbers_only(server: Server, route: str, data: dict, field: str) -> None:
+    """Lax parsing took true as 1 and 1.0 or 512.0 as whole numbers."""
+    response = httpx.post(server.url + route, files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, data=data, timeout=60)
+    assert response.status_code == 400, response.text[:300]
+    assert field in response.json()["error"]
+
+
+def test_whole_numbers_sent_as_form_text_stay_accepted(server: Server) -> None:
+    """What Swagger UI and a browser form send: the text "2"."""
+    response = httpx.post(server.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
+                          data={"source_face_id": "2", "destination_face_id": "1", "pixel_boost": "256"}, timeout=120)
+    assert response.status_code == 200, response.text[:300]
