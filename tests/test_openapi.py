@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+from pathlib import Path
 
 import httpx
 import pytest
 from openapi_spec_validator import validate
 
 import swaparoony
-from conftest import Server
+from conftest import Server, wait_for
 from http_api.openapi import ERRORS
 from swaparoony import errors
 
 OUR_APIS = ("/swap", "/swap_image", "/swap_zip", "/swap_sheet", "/faces", "/faces_image", "/destinations")
+BUILT = "OpenAPI document (/docs.json) built"
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +74,34 @@ def test_the_page_is_swaparoonys_and_loads_nothing_from_outside(server: Server) 
     assert not re.search(r"(src|href)=\"(https?:)?//", page) and "googletagmanager" not in page
     for asset in re.findall(r"(?:src|href)=\"\./([^\"]+)\"", page):
         assert httpx.get(f"{server.url}/{asset}").status_code == 200, asset
+
+
+def builds(server: Server) -> int:
+    return server.log().count(BUILT)
+
+
+def offered(document: bytes) -> list[str]:
+    schema = json.loads(document)["paths"]["/swap_image"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    return schema["properties"]["destination"]["enum"]
+
+
+def test_the_document_is_built_once_per_gallery_change(server: Server, gallery_dir: Path) -> None:
+    """Building it cost 26 ms of the event loop a GET: 32 clients reading it held the probes for seconds."""
+    first = [httpx.get(server.url + "/docs.json").content for _ in range(10)]  # every API worker has built it
+    built = builds(server)
+    assert built >= 1 and len(set(first)) == 1
+    assert {httpx.get(server.url + "/docs.json").content for _ in range(20)} == {first[0]} and builds(server) == built
+    staged = gallery_dir.parent / "added_face.jpg"
+    shutil.copyfile(gallery_dir / "one_face.jpg", staged)
+    os.replace(staged, gallery_dir / "added_face.jpg")  # appears whole: one gallery change
+    try:
+        wait_for(lambda: "added_face.jpg" in offered(httpx.get(server.url + "/docs.json").content), "the new portrait")
+        changed = {httpx.get(server.url + "/docs.json").content for _ in range(20)}
+        assert len(changed) == 1 and changed != {first[0]}
+        after_change = builds(server)
+        assert built < after_change <= 2 * built  # once more in each worker
+        assert {httpx.get(server.url + "/docs.json").content for _ in range(20)} == changed
+        assert builds(server) == after_change
+    finally:
+        (gallery_dir / "added_face.jpg").unlink()
+        wait_for(lambda: httpx.get(server.url + "/docs.json").content == first[0], "the gallery as it was")
