@@ -254,6 +254,11 @@ class Swaparoony:
         return public_document(generated, swaparoony.__version__, settings.max_upload_bytes, settings.max_pixels,
                                names, PICTURE_ROUTES, ARCHIVE_ROUTES)
 
+    def openapi_version(self) -> tuple[str, ...]:
+        """What public_openapi's document depends on that can change, the gallery's names: /docs.json is built again
+        only when they change."""
+        return tuple(self._engine.gallery.destinations) if self._engine else ()
+
     @bentoml.api(route="/swap", output_spec=SWAP_RESPONSE)
     @answers_errors
     async def swap(
@@ -357,7 +362,8 @@ media_types.pin(FaceModels)
 media_types.pin(Swaparoony)
 Swaparoony.add_asgi_middleware(OutcomeMiddleware)  # first added is outermost
 Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)
-Swaparoony.add_asgi_middleware(FrontDoorMiddleware, rewrite=lambda doc: bentoml.get_current_service().public_openapi(doc))
+Swaparoony.add_asgi_middleware(FrontDoorMiddleware, rewrite=lambda doc: bentoml.get_current_service().public_openapi(doc),
+                               version=lambda: bentoml.get_current_service().openapi_version())
 Swaparoony.add_asgi_middleware(ReadinessMiddleware, reason=lambda: bentoml.get_current_service().readiness())
 Swaparoony.add_asgi_middleware(BearerTokenMiddleware, token=settings.api_token, operator_token=settings.admin_token)
 Swaparoony.add_asgi_middleware(

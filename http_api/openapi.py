@@ -15,7 +15,7 @@ from typing import Any
 
 from swaparoony.errors import (
     BadRequest, DecodeTooCostly, FaceIdOutOfRange, GalleryNotWritable, NoFaceFound, ServiceNotReady, SigningFailed, SwaparoonyError,
-    UndecodableImage, UnknownDestination, UnsupportedImageFormat, UploadTooLarge,
+    TooManySwaps, UndecodableImage, UnknownDestination, UnsupportedImageFormat, UploadTooLarge,
 )
 from swaparoony.image_file import HINT
 
@@ -85,11 +85,13 @@ ERRORS: dict[int, ErrorStatus] = {
                      {"error": "The image is 9000x6000 = 54,000,000 pixels; the limit is 40,000,000.", "code": "too_large"}),
     415: ErrorStatus("The photo is in a format the service does not read.", (UnsupportedImageFormat,),
                      {"error": f"GIF images are not supported. {HINT}", "code": "unsupported_format"}),
-    422: ErrorStatus("No face in the photo, a face number out of range, or a photo too costly to decode.",
-                     (NoFaceFound, FaceIdOutOfRange, DecodeTooCostly),
+    422: ErrorStatus("No face in the photo, a face number out of range, a photo too costly to decode, or more swaps "
+                     "than one request may ask for (too_many_swaps).",
+                     (NoFaceFound, FaceIdOutOfRange, DecodeTooCostly, TooManySwaps),
                      {"error": "source_face_id=4 is out of range: 3 face(s) found in the upload; use 1 to 3, counted left "
                                "to right.", "code": "face_id_out_of_range"}),
-    409: ErrorStatus("The destinations directory cannot be changed (operator routes only).", (GalleryNotWritable,),
+    409: ErrorStatus("The destinations directory cannot be changed, or the gallery is full (operator routes only).",
+                     (GalleryNotWritable,),
                      {"error": "The destinations directory cannot be changed (Read-only file system). Mount a writable "
                                "volume there (a PVC; a ConfigMap is read-only) to manage the gallery over the API.",
                       "code": "gallery_not_writable"}),
