@@ -21,6 +21,7 @@ from http_api import compat, media_types, request_log, request_parsing
 from http_api.admission import AdmissionMiddleware
 from http_api.auth import BearerTokenMiddleware
 from http_api.body_limit import BodyRules
+from http_api.client_key import ClientKeyMiddleware
 from http_api.deadline import RequestDeadlineMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
 from http_api.metrics import OutcomeMiddleware, service_metrics
@@ -360,7 +361,8 @@ class Swaparoony:
 
 media_types.pin(FaceModels)
 media_types.pin(Swaparoony)
-Swaparoony.add_asgi_middleware(OutcomeMiddleware)  # first added is outermost
+Swaparoony.add_asgi_middleware(ClientKeyMiddleware)  # first added is outermost
+Swaparoony.add_asgi_middleware(OutcomeMiddleware)
 Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)
 Swaparoony.add_asgi_middleware(FrontDoorMiddleware, rewrite=lambda doc: bentoml.get_current_service().public_openapi(doc),
                                version=lambda: bentoml.get_current_service().openapi_version())

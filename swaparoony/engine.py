@@ -13,6 +13,7 @@ from typing import Any
 
 from . import __version__, content_credentials
 from .content_credentials import Marker, Provenance, Unmarked
+from .decode_queue import DecodeQueue
 from .decoder_pool import DecoderPool
 from .face_detector import faces_from_detections, letterbox
 from .face_helper import align_matrix, crop_face
@@ -120,7 +121,7 @@ class SwapEngine:
                                 GalleryBounds(settings.max_destinations, settings.max_gallery_pixels))
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
-        self._decoding = asyncio.Semaphore(settings.decode_processes)  # waiters queue here, not in threads
+        self._decoding = DecodeQueue(settings.decode_processes)  # waiters queue here, in turn by client, not in threads
         self.editor = GalleryEditor(self.live, self._count_faces, settings.max_upload_bytes)
         self.work = WorkBudget(settings.max_active_swaps)
         self.chunk_swaps = min(CHUNK_SWAPS, settings.max_active_swaps)
@@ -151,7 +152,7 @@ class SwapEngine:
 
     async def decode(self, data: bytes, limits: DecodeLimits) -> DecodedImage:
         """Decode in a worker process, waiting here (not in a thread) while all of them are busy."""
-        async with self._decoding:
+        async with self._decoding.slot():
             return await asyncio.to_thread(self.decoder.decode, data, limits)
 
     async def find_faces(self, upload: bytes) -> list[Face]:

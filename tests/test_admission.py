@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from conftest import Server, encode, metric, start_server, stop_server, upload_image, wait_for
+from http_api.client_key import client_key
 
 API_TOKEN = "kiosk-token-for-admission-tests"
 ADMIN_TOKEN = "operator-token-for-admission-tests"
@@ -155,3 +156,14 @@ def test_a_client_gone_mid_upload_is_one_warning_line_not_a_500(guarded: Server)
     assert len(lines) == 1 and "WARNING" in lines[0], lines
     assert "Traceback" not in guarded.log()
     assert metric(guarded, 'swaparoony_requests_total{code="internal_error",route="/swap",status="500"}') == 0
+
+
+@pytest.mark.parametrize(("headers", "peer", "key"), [
+    ([], ("10.1.2.3", 5555), "10.1.2.3"),
+    ([(b"x-forwarded-for", b"203.0.113.9")], ("10.128.0.7", 5555), "203.0.113.9"),
+    ([(b"x-forwarded-for", b"6.6.6.6, 198.51.100.4")], ("10.128.0.7", 5555), "198.51.100.4"),  # the proxy's own entry
+    ([], None, "unknown"),
+])
+def test_the_decode_queue_takes_turns_by_the_address_a_proxy_vouches_for(headers: list, peer: tuple | None,
+                                                                         key: str) -> None:
+    assert client_key({"type": "http", "headers": headers, "client": peer}) == key
