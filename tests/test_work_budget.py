@@ -2,14 +2,13 @@
 requests in chunks, and no further chunk once a request is cut by its deadline.
 
 Pure units first (the count, the chunks, the weighted semaphore), then one real server on 127.0.0.1 with small
-limits and a swapper that costs about 8 ms a tile on 2 cores, so a request runs long enough to be cut.
+limits and a swapper that costs about 14 ms a tile on 2 cores, so a request runs long enough to be cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from types import SimpleNamespace
 import cv2
 import httpx
 import numpy as np
+import onnx
 import pytest
 
 import generated_models
@@ -36,7 +36,8 @@ from swaparoony.work_budget import WorkBudget
 
 def planned(*faces: int) -> list[Planned]:
     """A plan of destinations taking this many faces each (the count reads only the pairs)."""
-    return [Planned(SimpleNamespace(), tuple((1, face) for face in range(1, count + 1))) for count in faces]  # type: ignore[arg-type]
+    return [Planned(SimpleNamespace(), tuple((1, face) for face in range(1, count + 1)))  # type: ignore[arg-type]
+            for count in faces]
 
 
 @pytest.mark.parametrize(("boost", "tiles"), [(128, 1), (256, 4), (512, 16)])
@@ -190,3 +191,114 @@ def test_a_share_past_the_capacity_runs_alone() -> None:
     asyncio.run(asyncio.wait_for(scenario(), 10))
     with pytest.raises(ValueError, match="at least 1"):
         WorkBudget(0)
+
+
+# --- through a real server ------------------------------------------------------------------------------------
+
+FOUR = [(160, 160), (480, 160), (160, 480), (480, 480)]
+PORTRAITS = [f"four_{i}.png" for i in range(9)]
+"""Nine 640x640 portraits of four faces: all of them at pixel_boost 512 are 576 swaps, past the limit of 512."""
+LIMIT, ACTIVE, TIMEOUT_S = 512, 4, 3
+"""4 in flight: a chunk is four faces at pixel_boost 128, and one face (16 swaps, the whole budget) at 512. The 3 s
+deadline cuts 8 portraits at 512 (512 swaps in 32 calls, 8 s on 2 cores) and leaves 2 portraits at 128 (8 swaps in
+2 calls, 0.4 s; four times that on a machine busy with other work) and a one-face swap well inside it."""
+TILE_COST = [(3, 64, 2, 1), (64, 64, 1, 10)]
+"""A swapper ballast of 3 GFLOPs a tile, about 14 ms on 2 cores in batches of 16 (the real inswapper is 175): long
+requests without slow short ones."""
+UPLOAD = encode(upload_image())
+SWAPPER_ITEMS = 'swaparoony_model_items_total{model="swapper"}'
+SWAPPER_CALLS = 'swaparoony_model_calls_total{model="swapper"}'
+DETECTOR_ITEMS = 'swaparoony_model_items_total{model="detector"}'
+
+
+@pytest.fixture(scope="module")
+def slow_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated models, the swapper given TILE_COST of compute per tile."""
+    directory = write_models(tmp_path_factory.mktemp("slow_models"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(generated_models, "SWAPPER_COST", TILE_COST)
+        onnx.save(swapper_model(cost_faithful=True), str(directory / SWAPPER.relative_path))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def budgeted(tmp_path_factory: pytest.TempPathFactory, slow_models: Path) -> Iterator[Server]:
+    """One server with the small limits above, warmed up at both crop sizes the tests send."""
+    portraits = tmp_path_factory.mktemp("four_face_portraits")
+    for name in PORTRAITS:
+        cv2.imwrite(str(portraits / name), draw_faces((640, 640), FOUR))
+    running = start_server(tmp_path_factory.mktemp("budgeted"), {
+        "SWAPAROONY_MODELS_DIR": str(slow_models), "SWAPAROONY_DESTINATIONS_DIR": str(portraits),
+        "SWAPAROONY_REBATCH": "on", "SWAPAROONY_CONTENT_CREDENTIALS": "xmp", "SWAPAROONY_API_WORKERS": "1",
+        "SWAPAROONY_MAX_SWAPS_PER_REQUEST": str(LIMIT), "SWAPAROONY_MAX_ACTIVE_SWAPS": str(ACTIVE),
+        "SWAPAROONY_REQUEST_TIMEOUT_S": str(TIMEOUT_S)})
+    for boost in ("512", "128"):  # ONNX Runtime's first run of each batch shape is slow
+        assert post_swap(running, destinations="four_0.png", pixel_boost=boost).status_code == 200
+    yield running
+    stop_server(running.process)
+
+
+def post_swap(server: Server, **fields: str) -> httpx.Response:
+    return httpx.post(server.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
+                      data={"output_format": "png", **fields}, timeout=60)
+
+
+def swapper_items(server: Server) -> float:
+    return metric(server, SWAPPER_ITEMS)
+
+
+def settled(server: Server, quiet_s: float = 1.5) -> float:
+    """The swapper's item count once no swap has been counted for quiet_s (several chunks' time), bounded."""
+    last, since = swapper_items(server), time.monotonic()
+
+    def quiet() -> bool:
+        nonlocal last, since
+        now = swapper_items(server)
+        if now != last:
+            last, since = now, time.monotonic()
+        return time.monotonic() - since >= quiet_s
+
+    wait_for(quiet, "the model service to stop swapping", 30)
+    return last
+
+
+def test_a_request_over_the_budget_is_refused_before_any_model_call(budgeted: Server) -> None:
+    before = [metric(budgeted, series) for series in (SWAPPER_ITEMS, DETECTOR_ITEMS)]
+    response = post_swap(budgeted, destination_face_id="0", pixel_boost="512")
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "too_many_swaps"
+    assert response.json()["error"].startswith(
+        "This request asks for 576 swaps (36 faces in 9 destinations x 16 tiles at pixel_boost 512); the limit is 512 "
+        "per request. Ask for fewer destinations, a lower pixel_boost")
+    assert [metric(budgeted, series) for series in (SWAPPER_ITEMS, DETECTOR_ITEMS)] == before  # not even detected
+
+
+def test_an_in_budget_large_request_is_chunked_and_its_pictures_are_right(budgeted: Server) -> None:
+    items, calls = swapper_items(budgeted), metric(budgeted, SWAPPER_CALLS)
+    response = post_swap(budgeted, destinations="four_0.png,four_1.png", destination_face_id="0")
+    assert response.status_code == 200, response.text[:300]
+    assert (swapper_items(budgeted), metric(budgeted, SWAPPER_CALLS)) == (items + 8, calls + 2)  # 4 faces a call
+    original = draw_faces((640, 640), FOUR)
+    half, around = FACE_SIDE // 2 - 8, FACE_SIDE + 16  # inside each face; the whole pasted crop
+    for item in response.json()["swapped_images"]:
+        assert [face["destination_face_id"] for face in item["faces"]] == [1, 2, 3, 4]
+        result = decode(base64.b64decode(item["image_data"]))
+        outside = np.ones(original.shape[:2], bool)
+        for cx, cy in FOUR:
+            inside = (slice(cy - half, cy + half), slice(cx - half, cx + half))
+            changed = float(np.abs(result[inside].astype(int) - original[inside]).mean())
+            assert changed > 10, (item["destination_name"], cx, cy)
+            outside[cy - around : cy + around, cx - around : cx + around] = False
+        assert np.array_equal(result[outside], original[outside]), item["destination_name"]
+
+
+def test_a_request_cut_by_its_deadline_sends_no_further_chunk_and_the_next_one_is_served(budgeted: Server) -> None:
+    before = swapper_items(budgeted)
+    cut = post_swap(budgeted, destinations=",".join(PORTRAITS[:8]), destination_face_id="0", pixel_boost="512")
+    at_504 = swapper_items(budgeted)
+    assert cut.status_code == 504 and cut.json()["code"] == "timeout", cut.text[:300]
+    done = settled(budgeted)
+    assert done - at_504 <= 16, (before, at_504, done)  # at most the call that was at the model service: one face
+    assert done - before < 8 * 4 * 16, (before, at_504, done)  # the rest of the request never ran
+    after = post_swap(budgeted, destinations="four_2.png")
+    assert after.status_code == 200, after.text[:300]
