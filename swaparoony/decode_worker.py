@@ -29,23 +29,27 @@ READY = b"R"
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer decode requests until the parent closes the pipe."""
     while (head := requests.read(HEADER.size)) and len(head) == HEADER.size:
-        limits = DecodeLimits(**json.loads(requests.read(HEADER.unpack(head)[0])))
-        data = requests.read(SIZE.unpack(requests.read(SIZE.size))[0])
-        pixels: bytes | memoryview = b""
-        try:
-            bgr, scale = read_bgr(data, limits)
-            reply: dict[str, object] = {"shape": list(bgr.shape), "scale": scale}
-            pixels = np.ascontiguousarray(bgr).data  # written as it is, no copy
-        except MemoryError:
-            error = DecodeTooCostly("The image needs more memory to decode than the service allows.")
-            reply = {"error": type(error).__name__, "message": str(error)}
-        except SwaparoonyError as exc:
-            reply = {"error": type(exc).__name__, "message": str(exc)}
-        del data
-        encoded = json.dumps(reply).encode()
-        replies.write(HEADER.pack(len(encoded)) + encoded)
-        replies.write(pixels)
-        replies.flush()
+        _answer(HEADER.unpack(head)[0], requests, replies)  # its file and pixels go before the next one is read
+
+
+def _answer(meta_size: int, requests: BinaryIO, replies: BinaryIO) -> None:
+    limits = DecodeLimits(**json.loads(requests.read(meta_size)))
+    data = requests.read(SIZE.unpack(requests.read(SIZE.size))[0])
+    pixels: bytes | memoryview = b""
+    try:
+        bgr, scale = read_bgr(data, limits)
+        reply: dict[str, object] = {"shape": list(bgr.shape), "scale": scale}
+        pixels = np.ascontiguousarray(bgr).data  # written as it is, no copy
+    except MemoryError:
+        error = DecodeTooCostly("The image needs more memory to decode than the service allows.")
+        reply = {"error": type(error).__name__, "message": str(error)}
+    except SwaparoonyError as exc:
+        reply = {"error": type(exc).__name__, "message": str(exc)}
+    del data
+    encoded = json.dumps(reply).encode()
+    replies.write(HEADER.pack(len(encoded)) + encoded)
+    replies.write(pixels)
+    replies.flush()
 
 
 def main() -> None:

@@ -34,8 +34,12 @@ MAX_PNG_CHUNKS = 20_000
 a decode worker for seconds. Encoders write image data in 8 to 64 KiB chunks, so a 40 MiB PNG in libpng's 8 KiB
 has about 5,100; the bound is four times that, under a tenth of a second of Pillow's per-chunk work."""
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
-REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
+REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBX", "RGBA", "CMYK")
 """Modes Pillow's reduce() takes; others are box-resized (16-bit grey stays 2 bytes a pixel until then)."""
+BAND_PIXELS = 1 << 22
+"""Pixels made BGR at a time. Pillow's tobytes() holds its output twice (its pieces, then their join) and alpha is
+composited into another copy: whole, a 40 MP RGBA destination took 14 bytes a pixel; in bands of 4 MP it takes its
+own 4 and the BGR array's 3. Uploads, reduced to under 4 MP but for the widest, are one band, as before."""
 
 
 @dataclass(frozen=True)
@@ -158,13 +162,36 @@ def _reduced(image: Image.Image, long_side: int | None) -> Image.Image:
     if factor > 1 and image.format in ("JPEG", "MPO"):
         width, height = image.size
         image.draft(image.mode, (-(-width // factor), -(-height // factor)))  # DCT scaling: 1/2, 1/4 or 1/8
-    image.load()
+    image = _webp_frame(image) if image.format == "WEBP" else _loaded(image)
     factor = _factor(image.size, long_side)
     if factor == 1:
         return image
     if image.mode in REDUCIBLE_MODES:
         return image.reduce(factor)
     return image.resize((image.width // factor, image.height // factor), Image.Resampling.BOX)
+
+
+def _loaded(image: Image.Image) -> Image.Image:
+    image.load()
+    return image
+
+
+def _webp_frame(image: Image.Image) -> Image.Image:
+    """The first frame as an image over libwebp's own bytes, its decoder (and the decoder's two canvases) let go.
+
+    Pillow's load() copies the frame libwebp returns into a new image while the decoder still holds its canvases:
+    16 bytes a pixel at the peak, 777 MiB of address space for a 40 MP file, past the worker's cap. This way the
+    peak is the canvases and the frame (12 bytes a pixel), and afterwards just the frame's 4. Pillow 11.3 to 13.0
+    keep the decoder as the private _decoder (the memory test fails when that changes); without it, load()."""
+    decoder = getattr(image, "_decoder", None)
+    if decoder is None or getattr(image, "rawmode", None) not in ("RGBA", "RGBX"):
+        return _loaded(image)
+    frame, _ = decoder.get_next()
+    del decoder
+    image._decoder = None  # the canvases go now, not when the caller lets the file go
+    pixels = Image.frombuffer(image.rawmode, image.size, frame, "raw", image.rawmode, 0, 1)  # shares, no copy
+    pixels.info = dict(image.info)  # EXIF orientation, XMP
+    return pixels
 
 
 def _factor(size: tuple[int, int], long_side: int | None) -> int:
@@ -175,21 +202,33 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
-def _gray8(pixels: np.ndarray) -> np.ndarray:
-    """16-bit (or wider) grey to 8-bit; images that only use 0..255 keep their values."""
-    if pixels.max(initial=0) <= 255:
+def _gray8(pixels: np.ndarray, wide: bool) -> np.ndarray:
+    """16-bit (or wider) grey to 8-bit; images that only use 0..255 (not wide) keep their values."""
+    if not wide:
         return np.clip(pixels, 0, 255).astype(np.uint8)
     return (np.clip(pixels, 0, 65535) // 257).astype(np.uint8)
 
 
 def _to_bgr8(image: Image.Image) -> np.ndarray:
+    """HxWx3 BGR pixels, made a band of rows at a time so that no full-size copy is made on the way."""
+    rows = max(1, BAND_PIXELS // image.width)
+    wide = image.mode in SIXTEEN_BIT_MODES and image.getextrema()[1] > 255  # type: ignore[operator]
+    if rows >= image.height:
+        return _bgr_band(image, wide)
+    bgr = np.empty((image.height, image.width, 3), np.uint8)
+    for top in range(0, image.height, rows):
+        bgr[top : top + rows] = _bgr_band(image.crop((0, top, image.width, min(top + rows, image.height))), wide)
+    return bgr
+
+
+def _bgr_band(band: Image.Image, wide: bool) -> np.ndarray:
     """Read-only BGR pixels; Pillow packs them in that order itself, in the one pass any RGB array would take."""
-    if image.mode in SIXTEEN_BIT_MODES:
-        return np.repeat(_gray8(np.asarray(image))[..., None], 3, axis=2)
-    if _has_alpha(image):
-        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
-        image = Image.new("RGB", rgba.size, (255, 255, 255))
-        image.paste(rgba, (0, 0), rgba)  # on white: the alpha band is the mask; no full-frame float copies
-    elif image.mode != "RGB":
-        image = image.convert("RGB")
-    return np.frombuffer(image.tobytes("raw", "BGR"), np.uint8).reshape(image.height, image.width, 3)
+    if band.mode in SIXTEEN_BIT_MODES:
+        return np.repeat(_gray8(np.asarray(band), wide)[..., None], 3, axis=2)
+    if _has_alpha(band):
+        rgba = band if band.mode == "RGBA" else band.convert("RGBA")
+        band = Image.new("RGB", rgba.size, (255, 255, 255))
+        band.paste(rgba, (0, 0), rgba)  # on white: the alpha band is the mask; no full-frame float copies
+    elif band.mode not in ("RGB", "RGBX"):  # RGBX: libwebp's opaque pixels, packed to BGR as they are
+        band = band.convert("RGB")
+    return np.frombuffer(band.tobytes("raw", "BGR"), np.uint8).reshape(band.height, band.width, 3)

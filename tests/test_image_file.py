@@ -14,7 +14,7 @@ from conftest import pil_bytes
 from hostile_files import (chunk_bomb_png, png_chunks, png_from_chunks, progressive_jpeg, rechunked_png, scan_bomb,
                            sixteen_bit_png)
 from swaparoony.errors import DecodeTooCostly, UploadTooLarge
-from swaparoony.image_file import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, DecodeLimits, read_bgr
+from swaparoony.image_file import BAND_PIXELS, MAX_JPEG_SCANS, MAX_PNG_CHUNKS, DecodeLimits, read_bgr
 
 UPLOAD = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000, long_side=1920)
 FULL = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000)
@@ -57,7 +57,7 @@ def test_a_png_of_millions_of_chunks_is_refused_before_pillow_walks_them() -> No
 
 def test_pngs_in_small_chunks_and_long_animations_are_still_read() -> None:
     picture = Image.effect_noise((320, 240), 50).convert("RGB")
-    small_chunks = rechunked_png(pil_bytes(picture, "PNG"), idat_bytes=16)  # 12,000 chunks: far smaller ones than any encoder writes
+    small_chunks = rechunked_png(pil_bytes(picture, "PNG"), idat_bytes=16)  # 12,000 chunks, far smaller than usual
     assert np.array_equal(read_bgr(small_chunks, UPLOAD)[0], np.asarray(picture)[..., ::-1])
     # An APNG's later frames are never read (Pillow stops at the second frame's fcTL), so they are not counted.
     animation = png_chunks(pil_bytes(picture, "PNG", save_all=True, append_images=[picture.rotate(90)]))
@@ -105,3 +105,46 @@ def test_every_kind_of_jpeg_gives_the_pixels_pillow_gives(kind: str) -> None:
     bgr, scale = read_bgr(data, UPLOAD)
     assert scale == 1.0 and bgr.shape == ((320, 240, 3) if kind == "exif-rotated" else (240, 320, 3))
     assert np.array_equal(bgr, _pillow_bgr(data))
+
+
+def _on_white(data: bytes) -> np.ndarray:
+    """What Pillow alone makes of a file with alpha: upright, composited on white in one piece, BGR."""
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGBA")
+    white = Image.new("RGB", image.size, (255, 255, 255))
+    white.paste(image, (0, 0), image)
+    return np.asarray(white)[..., ::-1]
+
+
+def _picture(size: tuple[int, int], alpha: bool) -> Image.Image:
+    """Smooth colour (and, with alpha, a smooth transparency that runs from clear to opaque)."""
+    rng = np.random.default_rng(1)
+    coarse = rng.integers(0, 256, (8, 8, 4 if alpha else 3), np.uint8)
+    return Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+
+
+@pytest.mark.parametrize("kind", ["lossy", "lossless", "lossless-alpha", "exif-rotated", "animated"])
+def test_webp_gives_the_pixels_pillow_gives(kind: str) -> None:
+    # WebP frames come straight from libwebp's buffer (no copy through Pillow's load()); a person sees the same.
+    picture = _picture((320, 240), alpha=kind == "lossless-alpha")
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    data = {"lossy": lambda: pil_bytes(picture, "WEBP", quality=90),
+            "lossless": lambda: pil_bytes(picture, "WEBP", lossless=True),
+            "lossless-alpha": lambda: pil_bytes(picture, "WEBP", lossless=True),
+            "exif-rotated": lambda: pil_bytes(picture, "WEBP", quality=90, exif=exif.tobytes()),
+            "animated": lambda: pil_bytes(picture, "WEBP", save_all=True, append_images=[picture.rotate(180)])}[kind]()
+    bgr, scale = read_bgr(data, FULL)
+    assert scale == 1.0 and bgr.shape == ((320, 240, 3) if kind == "exif-rotated" else (240, 320, 3))
+    assert np.array_equal(bgr, _on_white(data))
+
+
+def test_images_made_bgr_in_bands_match_the_whole_image() -> None:
+    side = 2100  # 4.4 MP: two bands
+    assert side * side > BAND_PIXELS
+    rgba = pil_bytes(_picture((side, side), alpha=True), "PNG")
+    assert np.array_equal(read_bgr(rgba, FULL)[0], _on_white(rgba))
+    # 16-bit grey is scaled to 8 bits or kept by what the whole image holds, not what each band holds.
+    grey = np.full((side, side), 200, np.uint16)
+    grey[-1, -1] = 40000  # the last band alone uses the 16 bits
+    bgr, _ = read_bgr(pil_bytes(Image.fromarray(grey), "PNG"), FULL)
+    assert bgr[0, 0, 0] == 200 // 257 and bgr[-1, -1, 0] == 40000 // 257
