@@ -26,7 +26,7 @@ from . import framing
 from .asgi import Receive, Scope, Send
 from .route_labels import RouteLabels
 
-WRITTEN_AGAINST = {"bentoml": "1.4.39", "uvicorn": "0.55.0", "circus": "0.18.3"}
+WRITTEN_AGAINST = {"bentoml": "1.4.39", "uvicorn": "0.55.0", "circus": "0.18.3"}  # circus: kantoku 0.18.3
 ORIGINAL_SCOPE = "swaparoony.original_scope"
 
 
@@ -54,7 +54,7 @@ def check_versions() -> None:
 
 
 def installed_version(package: str) -> str:
-    """The package's own __version__ (circus is installed without package metadata here)."""
+    """The module's own __version__: circus comes in BentoML's fork, the distribution named kantoku."""
     return str(importlib.import_module(package).__version__)
 
 
