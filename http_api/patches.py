@@ -26,7 +26,8 @@ from . import framing
 from .asgi import Receive, Scope, Send
 from .route_labels import RouteLabels
 
-WRITTEN_AGAINST = {"bentoml": "1.4.39", "uvicorn": "0.55.0", "circus": "0.18.3"}  # circus: kantoku 0.18.3
+WRITTEN_AGAINST = {"bentoml": "1.4.39", "uvicorn": "0.55.0", "circus": "0.18.3"}
+DISTRIBUTION = {"circus": "kantoku"}  # BentoML's fork of circus, which pip installs under that name
 ORIGINAL_SCOPE = "swaparoony.original_scope"
 
 
@@ -49,12 +50,12 @@ def check_versions() -> None:
         if installed != expected:
             raise UnsupportedVersion(
                 f"{package} {installed} is installed, but http_api/patches.py was written against {package} "
-                f"{expected}: install {package}=={expected}, or check each patch against {installed} (run "
-                f"tests/test_patches.py) and update WRITTEN_AGAINST")
+                f"{expected}: install {DISTRIBUTION.get(package, package)}=={expected}, or check each patch against "
+                f"{installed} (run tests/test_patches.py) and update WRITTEN_AGAINST")
 
 
 def installed_version(package: str) -> str:
-    """The module's own __version__: circus comes in BentoML's fork, the distribution named kantoku."""
+    """The module's own __version__ (circus's distribution has another name)."""
     return str(importlib.import_module(package).__version__)
 
 

@@ -41,7 +41,7 @@ def test_the_installed_versions_are_those_the_patches_were_written_against() -> 
 def test_start_up_refuses_another_version_naming_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(patches, "installed_version", lambda package: "9.9" if package == "circus" else
                         patches.WRITTEN_AGAINST[package])
-    with pytest.raises(patches.UnsupportedVersion, match=r"circus 9\.9 is installed.*circus==0\.18\.3"):
+    with pytest.raises(patches.UnsupportedVersion, match=r"circus 9\.9 is installed.*kantoku==0\.18\.3"):
         patches.install(mock.Mock())
 
 
