@@ -1,9 +1,10 @@
 """A request's model work in bounded chunks: the model service's memory follows a chunk, not the request.
 
-One call for the whole request made the model service hold every tile, latent and result of it at once (a
-512-swap request: about half a GiB there), and a request cancelled by its deadline could not take back the
-call it had sent. Sent a chunk at a time, a request holds one chunk there, and once its task is cancelled no
-further chunk goes out (the one already sent finishes).
+One call for the whole request made the model service hold every tile, latent and result of it at once (about
+1.1 MiB a swap: a 512-swap request took it 570 MiB up on generated models, 16 of them at once 4.8 GiB), and a
+request cancelled by its deadline could not take back the call it had sent. Sent a chunk at a time, a request holds
+one chunk there (the same request: 55 MiB), and once its task is cancelled no further chunk goes out (the one
+already sent finishes). benchmarks/work_budget.py measures this.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from .types import FaceSwapRequest, FaceSwapResult
 
 CHUNK_SWAPS = 64
 """Swaps per model call at most. Every booth request up to 8 portraits x 4 faces at pixel_boost 128, or x 1 face
-at 256, is one call as before; the largest (8 x 4 at 512, 512 swaps) is 8. 64 tiles are a full batch for a GPU
-(64 x 175 GFLOPs of inswapper), so chunking costs it little, and a cancelled request wastes at most 64 swaps
-(about 64 MiB of model-service memory, 50 ms on an H100, a few seconds on a CPU). Never more than the
+at 256, is one call as before; the largest (8 x 4 at 512, 512 swaps) is 8 calls, and took about as long on 2 CPUs.
+64 tiles still make a full batch for a GPU (64 x 175 GFLOPs of inswapper); a chunk costs the model service about
+70 MiB; a request cut by its deadline leaves at most one chunk running (on a CPU, 64 real inswapper swaps are about
+a minute of 2 cores, so an operator on CPUs may lower max_active_swaps, which caps the chunk). Never more than the
 worker's max_active_swaps, or a chunk could not be admitted."""
 
 
