@@ -2,10 +2,10 @@
 
 The unit is one swap: one 128x128 tile through inswapper, the model that dominates both the time and the model
 service's memory of a request. A face at pixel_boost 256 or 512 is 4 or 16 tiles (pixel_boost.py), so a
-request costs faces x tiles, summed over its destinations. The recognizer's work is not counted: it embeds each
-upload face the plan uses once (face_map allows at most 32 pairs, the usual request one face), and re-embeds
-each swapped face once, not per tile, so it is at most as much again at pixel_boost 128 and a sixteenth at 512,
-and follows the same count.
+request costs faces x tiles, summed over its destinations. The recognizer's work is not counted: it embeds the
+upload faces a model call uses (the usual request one face, a face_map at most 32; once per chunk, see
+swap_chunks.py), and re-embeds each swapped face once, not per tile, so it is at most as much again at pixel_boost
+128 and a sixteenth at 512, and follows the same count.
 """
 
 from __future__ import annotations
