@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 import bento_models
 import swaparoony
-from http_api import compat, media_types, request_log, request_parsing
+from http_api import compat, media_types, patches, request_log, request_parsing
 from http_api.admission import AdmissionMiddleware
 from http_api.auth import BearerTokenMiddleware
 from http_api.body_limit import BodyRules
@@ -57,6 +57,7 @@ request_parsing.install(settings)
 compat.app.include_router(gallery_admin(lambda: bentoml.get_current_service().engine()))
 request_log.install()
 keep_sockets_until_workers_stop()
+patches.install(settings)
 
 TIMEOUT_S = settings.request_timeout_s
 """Default 290 s: the booth frontend and its nginx give up at 300 s, so the service's 504 must come first."""
