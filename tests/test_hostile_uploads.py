@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from conftest import Server, encode, metric, start_server, stop_server, upload_image, wait_for
 from generated_models import draw_faces
-from hostile_files import flat_rgba_png, progressive_jpeg, scan_bomb, sixteen_bit_png
+from hostile_files import chunk_bomb_png, flat_rgba_png, flat_webp, progressive_jpeg, scan_bomb, sixteen_bit_png
 
 UPLOAD = encode(upload_image())
 MIB = 1024 * 1024
@@ -70,12 +71,35 @@ def test_valid_requests_are_served_while_hostile_uploads_are_in_flight(hardened:
         assert all(400 <= attack.result().status_code < 500 for attack in attacks)
 
 
+def test_chunk_bomb_pngs_are_refused_at_once_while_a_valid_upload_is_served(hardened: Server) -> None:
+    # Four PNGs of 1.7 million empty chunks each held both decoders for their whole deadline, one after another.
+    bomb = chunk_bomb_png(1_700_000)
+    with ThreadPoolExecutor(5) as pool:
+        started = time.monotonic()
+        attacks = [pool.submit(post, hardened, bomb) for _ in range(4)]
+        valid = pool.submit(post, hardened, UPLOAD)
+        assert valid.result().status_code == 200
+        for attack in attacks:
+            response = attack.result()
+            assert response.status_code == 422 and response.json()["code"] == "too_costly"
+            assert "more than 20,000 chunks" in response.json()["error"]  # counted, not decoded to the deadline
+    assert time.monotonic() - started < 30
+
+
+def test_the_largest_allowed_lossless_webp_is_decoded_not_refused(server: Server) -> None:
+    # 16000x2500 = 40 MP, the default pixel limit, in 38 bytes: it was refused too_costly by the memory cap.
+    response = post(server, flat_webp((16000, 2500)), route="/faces")
+    assert response.status_code == 200, response.text[:300]  # decoded and searched (the generated detector's faces)
+
+
 @pytest.fixture(scope="module")
 def narrow(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, gallery_dir: Path) -> Iterator[Server]:
-    """One request at a time, one more queued, 180 MiB of address space a decode (the interpreter takes 110)."""
+    """One body received and one request worked on at a time, one more queued, 180 MiB of address space a decode (the
+    interpreter takes 110)."""
     running = start_server(tmp_path_factory.mktemp("narrow"), {
         "SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
-        "SWAPAROONY_MAX_ACTIVE_REQUESTS": "1", "SWAPAROONY_MAX_QUEUED_REQUESTS": "1", "SWAPAROONY_DECODE_MEMORY_MIB": "180",
+        "SWAPAROONY_MAX_ACTIVE_REQUESTS": "1", "SWAPAROONY_MAX_RECEIVING_REQUESTS": "1",
+        "SWAPAROONY_MAX_QUEUED_REQUESTS": "1", "SWAPAROONY_DECODE_MEMORY_MIB": "180",
     })
     yield running
     stop_server(running.process)
@@ -95,16 +119,16 @@ def requests_gauge(server: Server, state: str) -> float:
 
 
 def test_past_the_queue_requests_get_503_with_retry_after(narrow: Server) -> None:
-    active = held_upload(narrow)
-    wait_for(lambda: requests_gauge(narrow, "active") == 1, "the first upload to be active")
+    receiving = held_upload(narrow)  # its body never ends: it holds the one receiving slot
+    wait_for(lambda: requests_gauge(narrow, "receiving") == 1, "the first upload to be receiving")
     queued = held_upload(narrow)
     wait_for(lambda: requests_gauge(narrow, "queued") == 1, "the second upload to be queued")
     refused = post(narrow, UPLOAD, timeout=30)
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
     assert refused.json()["code"] == "busy" and "retry" in refused.json()["error"]
-    active.close()
+    receiving.close()
     queued.close()
-    wait_for(lambda: requests_gauge(narrow, "active") + requests_gauge(narrow, "queued") == 0, "the held uploads to go")
+    wait_for(lambda: requests_gauge(narrow, "receiving") + requests_gauge(narrow, "queued") == 0, "the held uploads to go")
     assert post(narrow, UPLOAD).status_code == 200
 
 
