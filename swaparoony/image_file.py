@@ -7,6 +7,7 @@ stays small (OpenCV alone maps ~300 MB of address space, which would eat its mem
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 from dataclasses import asdict, dataclass
@@ -27,6 +28,13 @@ AvifImagePlugin.DEFAULT_MAX_THREADS = 1  # a worker process decodes one image at
 MAX_JPEG_SCANS = 64
 """Ordinary progressive JPEGs have about 10 scans. Each scan is a pass over every block of the image,
 so a file that repeats a tiny scan thousands of times decodes for minutes from a few hundred KB."""
+MAX_JPEG_HEADER_STEPS = 10_000
+"""Pillow reads a JPEG's header a marker, and a padding or stray byte, at a time in Python: 2 million empty comments
+(7 MiB) held a decode worker for 2 s. Photos have a few dozen markers there (an ICC profile or extended XMP split over
+64 KiB segments adds some hundreds at most); the bound is a hundredth of a second of Pillow's work."""
+JPEG_FILL = re.compile(rb"\xff+")
+JPEG_BARE_MARKERS = frozenset({0x00, 0x01, *range(0xD0, 0xDA)})
+"""Markers without a length after them: TEM, RSTn, SOI, EOI, and 0xFF00 (a stuffed byte, which Pillow steps over)."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_CHUNK = struct.Struct("!I4s")
 MAX_PNG_CHUNKS = 20_000
@@ -68,7 +76,7 @@ def read_bgr(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, float]:
     if len(data) > limits.max_bytes:
         raise UploadTooLarge(f"The upload is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes.")
     image = _open(data, limits.max_pixels)
-    full_long_side = max(image.size)
+    kind, full_long_side = image.format, max(image.size)
     try:
         if _plain_jpeg(image, limits.long_side):
             return simplejpeg.decode_jpeg(data, colorspace="BGR"), 1.0
@@ -76,9 +84,9 @@ def read_bgr(data: bytes, limits: DecodeLimits) -> tuple[np.ndarray, float]:
         ImageOps.exif_transpose(image, in_place=True)  # not a copy of every upright photo
         bgr = _to_bgr8(image)
     except MemoryError as exc:
-        raise DecodeTooCostly(f"The {image.format} image needs more memory to decode than the service allows.") from exc
+        raise DecodeTooCostly(f"The {kind} image needs more memory to decode than the service allows.") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # simplejpeg: ValueError
-        raise UndecodableImage(f"The {image.format} image could not be decoded ({exc}); it may be truncated. {HINT}") from exc
+        raise UndecodableImage(f"The {kind} image could not be decoded ({exc}); it may be truncated. {HINT}") from exc
     return bgr, full_long_side / max(bgr.shape[:2])
 
 
@@ -88,6 +96,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         _read_heif()
     if data.startswith(PNG_SIGNATURE):
         _check_png_chunks(data)  # before Image.open, which walks the chunks up to the first image data
+    elif data.startswith(b"\xff\xd8\xff"):
+        _check_jpeg_header(data)  # before Image.open, which walks the header up to the first scan
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -139,6 +149,30 @@ def _check_scans(data: bytes) -> None:
         )
 
 
+def _check_jpeg_header(data: bytes) -> None:
+    """Count the steps of Pillow's walk to the first scan: markers, and padding or stray bytes one by one."""
+    position, steps = 2, 0
+    while position + 1 < len(data) and steps <= MAX_JPEG_HEADER_STEPS:
+        if data[position] != 0xFF:  # stray bytes: Pillow skips them one at a time
+            found = data.find(b"\xff", position)
+            steps += (len(data) if found < 0 else found) - position
+            position = len(data) if found < 0 else found
+            continue
+        fill = JPEG_FILL.match(data, position).end() - 1  # type: ignore[union-attr]
+        steps += fill - position  # padding 0xFF bytes, also one at a time
+        position, marker = fill, data[fill + 1] if fill + 1 < len(data) else 0xDA
+        if marker == 0xDA:  # start of scan: libjpeg-turbo, in C, reads the rest
+            return
+        steps += 1
+        bare = marker in JPEG_BARE_MARKERS
+        position += 2 + (0 if bare else int.from_bytes(data[position + 2 : position + 4], "big"))
+    if steps > MAX_JPEG_HEADER_STEPS:
+        raise DecodeTooCostly(
+            f"The JPEG has more than {MAX_JPEG_HEADER_STEPS:,} markers or padding bytes before its image data "
+            "(ordinary photos have a few dozen). Re-save it as an ordinary JPEG or PNG."
+        )
+
+
 def _check_png_chunks(data: bytes) -> None:
     """Count the chunks Pillow would walk for the first picture: to IEND, or to an APNG's second frame."""
     position, chunks, seen_data = len(PNG_SIGNATURE), 0, False
@@ -186,7 +220,10 @@ def _webp_frame(image: Image.Image) -> Image.Image:
     decoder = getattr(image, "_decoder", None)
     if decoder is None or getattr(image, "rawmode", None) not in ("RGBA", "RGBX"):
         return _loaded(image)
-    frame, _ = decoder.get_next()
+    got = decoder.get_next()
+    if got is None:  # what Pillow's own load() checks for too
+        raise OSError("failed to decode the first frame")
+    frame, _ = got
     del decoder
     image._decoder = None  # the canvases go now, not when the caller lets the file go
     pixels = Image.frombuffer(image.rawmode, image.size, frame, "raw", image.rawmode, 0, 1)  # shares, no copy

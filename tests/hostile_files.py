@@ -52,6 +52,11 @@ def scan_bomb(data: bytes, copies: int, largest: bool = False) -> bytes:
     return data[:eoi] + data[start:end] * copies + data[eoi:]
 
 
+def marker_bomb_jpeg(data: bytes, markers: int, marker: bytes = b"\xff\xfe\x00\x02") -> bytes:
+    """The JPEG with `markers` copies of a marker after its SOI (empty comments by default): Pillow reads each one."""
+    return data[:2] + marker * markers + data[2:]
+
+
 def sixteen_bit_png(size: tuple[int, int], value: int = 40000) -> bytes:
     """A flat 16-bit greyscale PNG: kilobytes on the wire, 2 bytes a pixel decoded."""
     buffer = io.BytesIO()

@@ -128,7 +128,8 @@ def test_past_the_queue_requests_get_503_with_retry_after(narrow: Server) -> Non
     assert refused.json()["code"] == "busy" and "retry" in refused.json()["error"]
     receiving.close()
     queued.close()
-    wait_for(lambda: requests_gauge(narrow, "receiving") + requests_gauge(narrow, "queued") == 0, "the held uploads to go")
+    wait_for(lambda: requests_gauge(narrow, "receiving") + requests_gauge(narrow, "queued") == 0,
+             "the held uploads to go")
     assert post(narrow, UPLOAD).status_code == 200
 
 

@@ -11,10 +11,11 @@ import pytest
 from PIL import ExifTags, Image, ImageOps
 
 from conftest import pil_bytes
-from hostile_files import (chunk_bomb_png, png_chunks, png_from_chunks, progressive_jpeg, rechunked_png, scan_bomb,
-                           sixteen_bit_png)
+from hostile_files import (chunk_bomb_png, marker_bomb_jpeg, png_chunks, png_from_chunks, progressive_jpeg,
+                           rechunked_png, scan_bomb, sixteen_bit_png)
 from swaparoony.errors import DecodeTooCostly, UploadTooLarge
-from swaparoony.image_file import BAND_PIXELS, MAX_JPEG_SCANS, MAX_PNG_CHUNKS, DecodeLimits, read_bgr
+from swaparoony.image_file import (BAND_PIXELS, MAX_JPEG_HEADER_STEPS, MAX_JPEG_SCANS, MAX_PNG_CHUNKS, DecodeLimits,
+                                  read_bgr)
 
 UPLOAD = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000, long_side=1920)
 FULL = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000)
@@ -62,8 +63,30 @@ def test_pngs_in_small_chunks_and_long_animations_are_still_read() -> None:
     # An APNG's later frames are never read (Pillow stops at the second frame's fcTL), so they are not counted.
     animation = png_chunks(pil_bytes(picture, "PNG", save_all=True, append_images=[picture.rotate(90)]))
     second_frame = [i for i, (kind, _) in enumerate(animation) if kind == b"fcTL"][1]
-    long = png_from_chunks(animation[:second_frame + 1] + [(b"prIv", b"")] * (MAX_PNG_CHUNKS + 1) + animation[second_frame + 1:])
+    padding = [(b"prIv", b"")] * (MAX_PNG_CHUNKS + 1)
+    long = png_from_chunks(animation[: second_frame + 1] + padding + animation[second_frame + 1 :])
     assert np.array_equal(read_bgr(long, UPLOAD)[0], np.asarray(picture)[..., ::-1])
+
+
+@pytest.mark.parametrize("marker", [b"\xff\xfe\x00\x02", b"\xff", b"\xff\xd0"], ids=["comments", "padding", "restarts"])
+def test_a_jpeg_header_of_millions_of_markers_is_refused_before_pillow_walks_it(marker: bytes) -> None:
+    photo = pil_bytes(Image.new("RGB", (640, 480), (90, 120, 200)), "JPEG")
+    bomb = marker_bomb_jpeg(photo, 19_000_000 // len(marker), marker)  # 19 MB
+    started = time.perf_counter()
+    with pytest.raises(DecodeTooCostly, match=f"more than {MAX_JPEG_HEADER_STEPS:,} markers or padding bytes"):
+        read_bgr(bomb, UPLOAD)  # Pillow takes seconds over it
+    assert time.perf_counter() - started < 1
+
+
+def test_jpegs_with_large_profiles_and_metadata_are_still_read() -> None:
+    # An ICC profile over 64 KiB is split across APP2 segments; EXIF, comments and a little padding are ordinary.
+    picture = _picture((320, 240), alpha=False)
+    profile = b"\0" * (2 * 1024 * 1024)  # 33 segments: Pillow writes it as it is given
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Phone"
+    data = pil_bytes(picture, "JPEG", quality=90, icc_profile=profile, exif=exif.tobytes(), comment=b"booth 3")
+    data = data[:2] + b"\xff" * 16 + data[2:]
+    assert np.array_equal(read_bgr(data, UPLOAD)[0], _pillow_bgr(data))
 
 
 @pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
