@@ -214,9 +214,10 @@ def _webp_frame(image: Image.Image) -> Image.Image:
     """The first frame as an image over libwebp's own bytes, its decoder (and the decoder's two canvases) let go.
 
     Pillow's load() copies the frame libwebp returns into a new image while the decoder still holds its canvases:
-    16 bytes a pixel at the peak, 777 MiB of address space for a 40 MP file, past the worker's cap. This way the
-    peak is the canvases and the frame (12 bytes a pixel), and afterwards just the frame's 4. Pillow 11.3 to 13.0
-    keep the decoder as the private _decoder (the memory test fails when that changes); without it, load()."""
+    16 bytes a pixel at the peak, 731 MiB of a worker's address space for a 40 MP upload, past the 714 MiB cap. This
+    way the peak is the canvases and the frame (12 bytes a pixel, 574 MiB), and afterwards just the frame's 4.
+    Pillow 13.0 keeps the decoder as the private _decoder (test_decoder_pool's memory test fails if that changes);
+    without it, Pillow's own load()."""
     decoder = getattr(image, "_decoder", None)
     if decoder is None or getattr(image, "rawmode", None) not in ("RGBA", "RGBX"):
         return _loaded(image)
