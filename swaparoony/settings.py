@@ -105,8 +105,9 @@ class Settings:
     def decode_memory_bytes(self) -> int:
         """Address space of one decode process: 256 MiB for the interpreter and codecs, 12 bytes per allowed pixel.
 
-        Measured peaks: 110 MB for the idle process, 654 MB for a 40 MP RGBA PNG decoded at full size (a
-        destination), 440 MB for the same file as an upload (reduced). A decode past this fails alone, as too costly.
+        Measured peaks (address space): 116 MiB for the idle worker; 574 MiB for a 40 MP lossless WebP (libwebp's two
+        canvases and its frame, 12 bytes a pixel); 438 MiB for a 40 MP RGBA PNG at full size, 429 MiB as an upload. A
+        decode past this fails alone, as too costly.
         """
         if self.decode_memory_mib is not None:
             return self.decode_memory_mib * MIB
