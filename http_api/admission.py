@@ -4,7 +4,8 @@ A request waits (queued, costing a socket) for a receiving slot, reads its body 
 byte and rate bounds, then waits for a working slot with the body in hand. A slow upload therefore
 holds a receiving slot for at most its body deadline and never a working one, and the bodies a
 worker holds in memory are at most `max_receiving + max_active`. Past `max_queued` waiting for a
-receiving slot, a request is answered 503 with Retry-After at once.
+receiving slot, a request is answered 503 with Retry-After at once. A client that hangs up before its
+answer abandons the request: its work is cancelled, so the engine sends no further model chunk for it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from .asgi import ASGIApp, Receive, Scope, Send, send_error
+from .asgi import ASGIApp, Message, Receive, Scope, Send, abandon, send_error
 from .body_limit import BODY_METHODS, BodyRefused, BodyRules, ClientGone, replay
 from .metrics import service_metrics
 
@@ -55,9 +56,34 @@ class AdmissionMiddleware:
             return
         try:
             with self._held("active"):
-                await self.app(scope, replay(body, receive), send)
+                await self._worked(scope, receive, send, body)
         finally:
             self._active.release()
+
+    async def _worked(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
+        """Run the app on the body; cancel it if the client hangs up before the answer is complete."""
+        answered = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal answered
+            answered = answered or (message["type"] == "http.response.body" and not message.get("more_body", False))
+            await send(message)
+
+        work = asyncio.ensure_future(self.app(scope, replay(body, receive), tracking_send))
+        hang_up = asyncio.ensure_future(_disconnect(receive))  # uvicorn also says so once the answer is complete
+        try:
+            await asyncio.wait({work, hang_up}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            work.cancel()
+            hang_up.cancel()
+            raise
+        if work.done() or answered:
+            hang_up.cancel()
+            await work
+            return
+        abandon(work)
+        logger.warning("%s %s: the client closed the connection before its answer; its work was stopped",
+                       scope.get("method"), scope.get("path"))
 
     async def _received(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The body, read in a receiving slot, with a working slot acquired; None when the request was answered."""
@@ -90,6 +116,12 @@ class AdmissionMiddleware:
             yield
         finally:
             gauge.dec()
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns once the connection says it is over (the body has been read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _refuse(send: Send, exc: BodyRefused) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlparse
 
 import cv2
 import httpx
@@ -302,3 +304,20 @@ def test_a_request_cut_by_its_deadline_sends_no_further_chunk_and_the_next_one_i
     assert done - before < 8 * 4 * 16, (before, at_504, done)  # the rest of the request never ran
     after = post_swap(budgeted, destinations="four_2.png")
     assert after.status_code == 200, after.text[:300]
+
+
+def test_a_client_that_hangs_up_stops_its_model_work(budgeted: Server) -> None:
+    before = settled(budgeted)
+    request = httpx.Request("POST", budgeted.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
+                            data={"output_format": "png", "destinations": ",".join(PORTRAITS[:8]),
+                                  "destination_face_id": "0", "pixel_boost": "512"})
+    head = "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+    url = urlparse(budgeted.url)
+    connection = socket.create_connection((url.hostname, url.port), timeout=30)
+    connection.sendall(f"POST /swap HTTP/1.1\r\n{head}\r\n".encode() + request.read())
+    wait_for(lambda: swapper_items(budgeted) > before, "the request's first chunk to be swapped")
+    connection.close()  # the person gave up: no answer is read
+    done = settled(budgeted)
+    assert done - before < 8 * 4 * 16, (before, done)  # the rest of the request never ran
+    wait_for(lambda: "the client closed the connection before its answer" in budgeted.log(), "the hang-up's line")
+    assert post_swap(budgeted, destinations="four_2.png").status_code == 200
