@@ -72,7 +72,7 @@ class BodyRules:
         started = time.monotonic()
         while True:
             allowed = started + self.timeout_s + received / self.min_rate - time.monotonic()
-            message = await self._next(receive, allowed, received, time.monotonic() - started)
+            message = await self._next(receive, allowed, received, started)
             if message["type"] == "http.disconnect":
                 raise ClientGone(received)
             chunk = message.get("body", b"")
@@ -83,12 +83,13 @@ class BodyRules:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _next(self, receive: Receive, allowed_s: float, received: int, elapsed_s: float) -> Message:
+    async def _next(self, receive: Receive, allowed_s: float, received: int, started: float) -> Message:
         try:
             return await asyncio.wait_for(receive(), max(allowed_s, 0.0))
         except TimeoutError:
+            took = time.monotonic() - started
             raise BodyTooSlow(
-                f"The request body arrived too slowly: {received:,} bytes in {elapsed_s:.0f} seconds. After "
+                f"The request body arrived too slowly: {received:,} bytes in {took:.0f} seconds. After "
                 f"{self.timeout_s:g} seconds a body must keep up {self.min_rate:,} bytes per second on average; "
                 "retry on a better connection or with a smaller photo."
             ) from None

@@ -3,6 +3,7 @@ and tokens are checked from the headers before a byte of the body is read."""
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import threading
@@ -122,6 +123,7 @@ def test_a_trickled_body_is_answered_408_and_closed(guarded: Server) -> None:
         connection.close()
     assert reply.startswith("HTTP/1.1 408"), reply[:300]
     assert '"code": "body_timeout"' in reply and "1,000 bytes per second" in reply
+    assert re.search(r"bytes in [23] seconds", reply), reply[:400]  # when it was cut: just past the 2 s allowed
     assert "connection: close" in reply.lower()
     wait_for(lambda: "answered: The request body arrived too slowly" in guarded.log(), "the 408's warning line")
 
