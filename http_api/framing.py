@@ -101,7 +101,7 @@ class HeadMeter:
     def take(self, data: bytes) -> None:
         """Measure the head's part of `data`; raises HeadRefused as soon as a bound is crossed."""
         if self.behind is not None:
-            self._take_behind(data)
+            self._take_behind(self.behind, data)
             return
         start = 0
         while not self.done:
@@ -115,10 +115,10 @@ class HeadMeter:
             self._finish_line()
             start = stop
 
-    def _take_behind(self, data: bytes) -> None:
-        window = self.behind + data  # the blank line's CRLF CRLF may straddle two reads
+    def _take_behind(self, behind: bytes, data: bytes) -> None:
+        window = behind + data  # the blank line's CRLF CRLF may straddle two reads
         end = window.find(b"\r\n\r\n")
-        self.total += len(data) if end < 0 else max(end + 4 - len(self.behind), 0)
+        self.total += len(data) if end < 0 else max(end + 4 - len(behind), 0)
         self.done = end >= 0
         self.behind = window[-3:]
         self._check_total()

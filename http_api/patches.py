@@ -106,7 +106,7 @@ def bounded_metric_labels() -> None:
     route_labelled's subclass in its place is enough.
     """
     if not getattr(instruments.RunnerTrafficMetricsMiddleware, "labels_by_route", False):
-        instruments.RunnerTrafficMetricsMiddleware = route_labelled(instruments.RunnerTrafficMetricsMiddleware)
+        setattr(instruments, "RunnerTrafficMetricsMiddleware", route_labelled(instruments.RunnerTrafficMetricsMiddleware))
 
 
 def route_labelled(metrics_cls: type) -> type:

@@ -24,9 +24,9 @@ class RouteLabels:
                 continue
             inner = getattr(route, "routes", None)
             if isinstance(route.original_route, Mount) and inner:
-                self.routes.append((pattern, "", RouteLabels(inner, prefix + route.path)))
+                self.routes.append((pattern, "", RouteLabels(inner, prefix + str(route.path))))
             else:  # a route, or a mount without routes of its own, such as static files
-                self.routes.append((pattern, prefix + route.path_format, None))
+                self.routes.append((pattern, prefix + str(route.path_format), None))
 
     def label(self, path: str) -> str:
         """The template of the route `path` matches (`/destinations/{name}`, `/static_content/{path}`), whatever
