@@ -219,15 +219,16 @@ def _webp_frame(image: Image.Image) -> Image.Image:
     Pillow 13.0 keeps the decoder as the private _decoder (test_decoder_pool's memory test fails if that changes);
     without it, Pillow's own load()."""
     decoder = getattr(image, "_decoder", None)
-    if decoder is None or getattr(image, "rawmode", None) not in ("RGBA", "RGBX"):
+    rawmode = getattr(image, "rawmode", None)
+    if decoder is None or rawmode not in ("RGBA", "RGBX"):
         return _loaded(image)
     got = decoder.get_next()
     if got is None:  # what Pillow's own load() checks for too
         raise OSError("failed to decode the first frame")
     frame, _ = got
     del decoder
-    image._decoder = None  # the canvases go now, not when the caller lets the file go
-    pixels = Image.frombuffer(image.rawmode, image.size, frame, "raw", image.rawmode, 0, 1)  # shares, no copy
+    setattr(image, "_decoder", None)  # the canvases go now, not when the caller lets the file go
+    pixels = Image.frombuffer(rawmode, image.size, frame, "raw", rawmode, 0, 1)  # shares, no copy
     pixels.info = dict(image.info)  # EXIF orientation, XMP
     return pixels
 
