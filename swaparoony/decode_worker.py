@@ -3,7 +3,8 @@
 Run by DecoderPool as `python -m swaparoony.decode_worker MEMORY_BYTES`. Once started it writes one
 READY byte. A request is a 4-byte
 length, a JSON object of DecodeLimits, an 8-byte length and the file's bytes; a reply is a 4-byte
-length, a JSON object ({"shape", "scale"} or {"error", "message"}) and, on success, the BGR pixels.
+length, a JSON object ({"shape", "scale"} or {"error", "message"}, with the process's CPU seconds so far as
+"cpu_s") and, on success, the BGR pixels.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import resource
 import signal
 import struct
 import sys
+import time
 from typing import BinaryIO
 
 import numpy as np
@@ -46,6 +48,7 @@ def _answer(meta_size: int, requests: BinaryIO, replies: BinaryIO) -> None:
     except SwaparoonyError as exc:
         reply = {"error": type(exc).__name__, "message": str(exc)}
     del data
+    reply["cpu_s"] = time.process_time()  # the pool's baseline for the next decode's CPU deadline
     encoded = json.dumps(reply).encode()
     replies.write(HEADER.pack(len(encoded)) + encoded)
     replies.write(pixels)

@@ -66,7 +66,7 @@ class DecoderPool:
         try:
             if not worker.ready:  # a replacement started after a kill may still be loading
                 worker.wait_until_ready(time.monotonic() + self.startup_timeout_s)
-            return worker.decode(data, limits, _CpuDeadline(worker.usage, self.timeout_s))
+            return worker.decode(data, limits, _CpuDeadline(worker.usage, self.timeout_s, worker.cpu_s))
         except _WorkerLost as exc:
             worker.kill()
             worker = _Worker(self.memory_bytes)
@@ -127,10 +127,10 @@ class _CpuDeadline:
     The backstop counts only the time this thread sat waiting with nothing to read or write, never the time it
     waited for the GIL, so a long wait to run is not taken for a stalled worker either."""
 
-    def __init__(self, process: psutil.Process, timeout_s: float) -> None:
+    def __init__(self, process: psutil.Process, timeout_s: float, cpu_start: float) -> None:
         self.process = process
         self.timeout_s = timeout_s
-        self.cpu_start = self._cpu_s()
+        self.cpu_start = cpu_start
         self.started = time.monotonic()
         self.waited_s = 0.0
 
@@ -141,7 +141,7 @@ class _CpuDeadline:
         if elapsed < self.timeout_s:  # one thread cannot have spent more CPU than that: no need to read it
             left = self.timeout_s - elapsed
         else:
-            spent = self._cpu_s() - self.cpu_start
+            spent = _cpu_seconds(self.process) - self.cpu_start
             if spent >= self.timeout_s:
                 raise _WorkerLost(timed_out=True)
             left = max(self.timeout_s - spent, CPU_TICK_S)
@@ -150,12 +150,15 @@ class _CpuDeadline:
             raise _WorkerLost(timed_out=False, stalled=True)
         return min(left, backstop)
 
-    def _cpu_s(self) -> float:
-        try:
-            times = self.process.cpu_times()
-        except psutil.Error:  # gone: the pipe says so too, and is read first
-            return float("inf")
-        return times.user + times.system
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    """A worker's CPU seconds so far, user and system; infinite once it is gone (the pipe says so too, and is read
+    first)."""
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return float("inf")
+    return times.user + times.system
 
 
 class _Worker:
@@ -172,6 +175,10 @@ class _Worker:
         os.set_blocking(self.requests, False)  # so no write or read can outlast the deadline
         os.set_blocking(self.replies, False)
         self.usage = psutil.Process(self.process.pid)  # its CPU time, for the decode deadline
+        self.cpu_s = 0.0
+        """The worker's CPU seconds when it last answered (its own count, sent with each reply): the next decode's
+        baseline, so a decode reads /proc only once its wall clock passes the timeout. What the worker spends
+        writing that reply is counted into the next decode, a millisecond or so, on the strict side."""
         self.ready = False
 
     def wait_until_ready(self, deadline: float) -> None:
@@ -182,12 +189,14 @@ class _Worker:
             self.ready = False
         if not self.ready:
             raise _WorkerLost(timed_out=False, starting=True)
+        self.cpu_s = _cpu_seconds(self.usage)  # loading Python and the codecs is no decode's
 
     def decode(self, data: bytes, limits: DecodeLimits, deadline: _CpuDeadline) -> DecodedImage:
         meta = json.dumps(limits.to_dict()).encode()
         self._write(HEADER.pack(len(meta)) + meta + SIZE.pack(len(data)), deadline)
         self._write(data, deadline)
         reply = json.loads(self._read(HEADER.unpack(self._read(HEADER.size, deadline))[0], deadline))
+        self.cpu_s = float(reply.get("cpu_s", self.cpu_s))
         if "error" in reply:
             error = getattr(errors, reply["error"], None)
             raise (error if isinstance(error, type) and issubclass(error, SwaparoonyError) else UndecodableImage)(reply["message"])
