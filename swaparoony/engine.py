@@ -122,7 +122,7 @@ class SwapEngine:
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = DecodeQueue(settings.decode_processes)  # waiters queue here, in turn by client, not in threads
-        self.editor = GalleryEditor(self.live, self._count_faces, settings.max_upload_bytes)
+        self.editor = GalleryEditor(self.live, self._measure_portrait, settings.max_upload_bytes)
         self.work = WorkBudget(settings.max_active_swaps)
         self.chunk_swaps = min(CHUNK_SWAPS, settings.max_active_swaps)
 
@@ -233,7 +233,7 @@ class SwapEngine:
             results.append(result)
         return joined(results)
 
-    async def _count_faces(self, portrait: bytes) -> tuple[int, int]:
+    async def _measure_portrait(self, portrait: bytes) -> tuple[int, int]:
         """Faces and pixels of a portrait an operator is adding, decoded as a destination is."""
         frame = (await self.decode(portrait, self.destination_limits)).frame
         return len(await self._faces(frame)), frame.shape[0] * frame.shape[1]

@@ -23,16 +23,16 @@ from .live_gallery import LiveGallery
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,99}")
 """A plain file name: no directories, no leading dot (hidden and temporary files are never portraits)."""
 SIGNATURES = {".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",), ".png": (b"\x89PNG\r\n\x1a\n",), ".webp": (b"RIFF",)}
-CountFaces = Callable[[bytes], Awaitable[tuple[int, int]]]
+MeasurePortrait = Callable[[bytes], Awaitable[tuple[int, int]]]
 """Decodes a portrait within the destination limits: its faces and its pixels; raises the decode errors."""
 
 
 class GalleryEditor:
     """Checks a portrait before it is written, writes it atomically, and reloads the gallery."""
 
-    def __init__(self, live: LiveGallery, count_faces: CountFaces, max_bytes: int) -> None:
+    def __init__(self, live: LiveGallery, measure_portrait: MeasurePortrait, max_bytes: int) -> None:
         self.live = live
-        self.count_faces = count_faces
+        self.measure_portrait = measure_portrait
         self.max_bytes = max_bytes
 
     async def put(self, name: str, data: bytes) -> tuple[Destination, bool]:
@@ -41,7 +41,7 @@ class GalleryEditor:
         if len(data) > self.max_bytes:
             raise UploadTooLarge(f"The portrait is {len(data):,} bytes; the limit is {self.max_bytes:,}.")
         _check_format(name, data)
-        faces, pixels = await self.count_faces(data)
+        faces, pixels = await self.measure_portrait(data)
         if faces == 0:
             raise NoFaceFound(f"No face was found in {name}, so it was not added: a destination needs a clearly visible face.")
         path = self.live.directory / name
