@@ -75,8 +75,8 @@ def test_valid_requests_are_served_while_hostile_uploads_are_in_flight(hardened:
 
 @pytest.mark.parametrize(("kind", "refusal"), [("png", "more than 20,000 chunks"),
                                                ("jpeg", "more than 10,000 markers or padding bytes")])
-def test_chunk_and_marker_bombs_are_refused_at_once_while_a_valid_upload_is_served(hardened: Server, kind: str,
-                                                                           refusal: str) -> None:
+def test_chunk_and_marker_bombs_are_refused_at_once_while_a_valid_upload_is_served(
+        hardened: Server, kind: str, refusal: str) -> None:
     # Four PNGs of 1.7 million empty chunks each held both decoders for their whole deadline, one after another;
     # 2 million empty JPEG comments (7 MiB) cost Pillow 2.4 s each.
     bomb = chunk_bomb_png(1_700_000) if kind == "png" else marker_bomb_jpeg(UPLOAD, 2_000_000)
