@@ -14,7 +14,7 @@ from pathlib import Path
 import bentoml
 from bentoml.exceptions import NotFound
 
-from swaparoony.model_specs import LICENCE, model_set
+from swaparoony.models.specs import LICENCE, model_set
 from swaparoony.settings import Settings
 
 MODEL_NAME = "swaparoony-models"

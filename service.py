@@ -41,8 +41,8 @@ from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine
 from swaparoony.errors import (
     AcceleratorUnavailable, CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError,
 )
-from swaparoony.model_cache import ModelCache
-from swaparoony.model_set import ModelSet
+from swaparoony.models.cache import ModelCache
+from swaparoony.models.model_set import ModelSet
 from swaparoony.results_archive import results_archive
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
 from swaparoony.types import FaceSwapRequest

@@ -15,8 +15,8 @@ from insightface.app import FaceAnalysis
 from insightface.model_zoo import get_model
 
 from swaparoony.engine import SwapEngine, SwapOptions
-from swaparoony.model_set import LocalFaceModels, ModelSet
-from swaparoony.model_specs import DETECTOR, RECOGNIZER, SWAPPER
+from swaparoony.models.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.specs import DETECTOR, RECOGNIZER, SWAPPER
 from swaparoony.settings import Settings
 
 PROVIDERS = [p.strip() for p in os.environ.get("SWAPAROONY_PROVIDERS", "CPUExecutionProvider").split(",") if p.strip()]

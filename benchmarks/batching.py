@@ -19,7 +19,7 @@ import numpy as np
 from _fixtures import write_models
 from _pipelines import PROVIDERS
 
-from swaparoony.model_set import ModelSet
+from swaparoony.models.model_set import ModelSet
 from swaparoony.types import SwapItem
 
 

@@ -23,10 +23,11 @@ import skimage.data
 from _fixtures import gallery, upload, write_models
 from _pipelines import LOOP, ours
 
-from swaparoony import __version__, signing_identity
-from swaparoony.content_credentials import ContentCredentials, Provenance, Unmarked
+from swaparoony import __version__
+from swaparoony.provenance import signing_identity
+from swaparoony.provenance.content_credentials import ContentCredentials, Provenance, Unmarked
 from swaparoony.engine import SWAPPED, SwapOptions
-from swaparoony.vision import MEDIA_TYPES, encode_image
+from swaparoony.imaging.vision import MEDIA_TYPES, encode_image
 
 
 def photos() -> dict[str, cv2.typing.MatLike]:

@@ -20,11 +20,11 @@ from insightface.model_zoo import get_model
 
 from _fixtures import draw_faces, write_models
 
-from swaparoony.face_detector import faces_from_detections, letterbox
-from swaparoony.face_helper import align_matrix, crop_face, feather_mask, paste_back, paste_region
-from swaparoony.face_helper import crop_mask
-from swaparoony.model_set import ModelSet
-from swaparoony.model_specs import SWAPPER
+from swaparoony.models.scrfd import faces_from_detections, letterbox
+from swaparoony.imaging.face_geometry import align_matrix, crop_face, feather_mask, paste_back, paste_region
+from swaparoony.imaging.face_geometry import crop_mask
+from swaparoony.models.model_set import ModelSet
+from swaparoony.models.specs import SWAPPER
 
 
 def median_ms(function, runs: int) -> float:

@@ -21,7 +21,7 @@ from _fixtures import gallery, upload, write_models
 from _pipelines import LOOP
 
 from swaparoony.engine import SwapEngine, SwapOptions
-from swaparoony.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.model_set import LocalFaceModels, ModelSet
 from swaparoony.settings import Settings
 
 SETTINGS = [

@@ -19,7 +19,7 @@ from _fixtures import draw_faces, gallery, write_models
 from _pipelines import LOOP
 
 from swaparoony.engine import SwapEngine
-from swaparoony.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.model_set import LocalFaceModels, ModelSet
 from swaparoony.settings import Settings
 
 

@@ -34,7 +34,7 @@ def processes(server_pid: int) -> dict[str, list[psutil.Process]]:
         line = " ".join(child.cmdline())
         if "--service-name swaparoony-models" in line:
             found["models"].append(child)
-        elif "--service-name swaparoony" in line or "swaparoony.decode_worker" in line:
+        elif "--service-name swaparoony" in line or "swaparoony.imaging.decode_worker" in line:
             found["api"].append(child)
     return found
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from _fixtures import gallery, upload, write_models
 from _pipelines import OriginalPipeline, ours, swap_like_ours
 
-from swaparoony.face_detector import faces_from_detections, letterbox
-from swaparoony.face_helper import align_matrix, crop_face, paste_back
-from swaparoony.face_recognizer import RECOGNIZER_SIZE
+from swaparoony.models.scrfd import faces_from_detections, letterbox
+from swaparoony.imaging.face_geometry import align_matrix, crop_face, paste_back
+from swaparoony.models.arcface import RECOGNIZER_SIZE
 from swaparoony.types import SwapItem
-from swaparoony.vision import decode_image, encode_image
+from swaparoony.imaging.vision import decode_image, encode_image
 
 
 def stage_times(engine, model_set, image: bytes) -> dict[str, float]:

@@ -24,11 +24,11 @@ LOAD = """
 import inspect, json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from swaparoony.model_set import ModelSet
+from swaparoony.models.model_set import ModelSet
 models, state, rebatch = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 params, kwargs = inspect.signature(ModelSet.load).parameters, {}
 if "cache" in params:
-    from swaparoony.model_cache import ModelCache
+    from swaparoony.models.cache import ModelCache
     kwargs["cache"] = ModelCache(state)
 if "rebatch" in params:
     kwargs["rebatch"] = rebatch

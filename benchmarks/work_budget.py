@@ -60,7 +60,7 @@ def rss_by_role(pid: int) -> dict[str, float]:
         found["total"] += rss
         if "--service-name swaparoony-models" in line:
             found["models"] += rss
-        elif "--service-name swaparoony" in line or "swaparoony.decode_worker" in line:
+        elif "--service-name swaparoony" in line or "swaparoony.imaging.decode_worker" in line:
             found["api"] += rss
     return found
 

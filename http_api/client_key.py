@@ -8,7 +8,7 @@ send any value there; it then only chooses its own turn, which is as fair as one
 
 from __future__ import annotations
 
-from swaparoony.decode_queue import CLIENT_KEY
+from swaparoony.imaging.decode_queue import CLIENT_KEY
 
 from .asgi import ASGIApp, Receive, Scope, Send, header
 

@@ -17,7 +17,7 @@ from swaparoony.errors import (
     BadRequest, DecodeTooCostly, FaceIdOutOfRange, GalleryNotWritable, NoFaceFound, ServiceNotReady, SigningFailed, SwaparoonyError,
     TooManySwaps, UndecodableImage, UnknownDestination, UnsupportedImageFormat, UploadTooLarge,
 )
-from swaparoony.image_file import HINT
+from swaparoony.imaging.image_file import HINT
 
 DESCRIPTION = """Swap a face from a photo into the portraits kept on this server. Faces are numbered from
 1, left to right.

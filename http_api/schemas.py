@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse
 from swaparoony.engine import SwapOptions, SwapOutcome
 from swaparoony.face_map import parse_face_map
 from swaparoony.errors import SwaparoonyError
-from swaparoony.gallery import Destination
-from swaparoony.pixel_boost import BOOST_SIZES
+from swaparoony.gallery.portraits import Destination
+from swaparoony.models.pixel_boost import BOOST_SIZES
 
 from .request_parsing import FILE_HINT
 

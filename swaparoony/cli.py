@@ -12,9 +12,9 @@ from pathlib import Path
 import c2pa
 from PIL import UnidentifiedImageError
 
-from . import credentials_report
-from .model_download import DownloadError, import_from, manifest, pull, verify
-from .model_specs import LICENCE
+from .provenance import credentials_report
+from .models.download import DownloadError, import_from, manifest, pull, verify
+from .models.specs import LICENCE
 from .settings import DEFAULT_MODELS_DIR, Settings
 
 ACCEPT_VARIABLE = "SWAPAROONY_ACCEPT_MODEL_LICENCE"

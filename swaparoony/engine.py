@@ -11,30 +11,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__, content_credentials
-from .content_credentials import Marker, Provenance, Unmarked
-from .decode_queue import DecodeQueue
-from .decoder_pool import DecoderPool
-from .face_detector import faces_from_detections, letterbox
-from .face_helper import align_matrix, crop_face
-from .face_recognizer import RECOGNIZER_SIZE
-from .gallery import Destination, Gallery
-from .gallery_bounds import GalleryBounds
-from .gallery_editor import GalleryEditor
-from .image_file import DecodeLimits
-from .jpeg_splice import encode_banded
-from .live_gallery import LiveGallery
-from .model_set import FaceModels
-from .overview import contact_sheet, numbered_faces
-from .prepared_output import Paste, PreparedOutput, prepare
+from . import __version__
+from .provenance import content_credentials
+from .provenance.content_credentials import Marker, Provenance, Unmarked
+from .imaging.decode_queue import DecodeQueue
+from .imaging.decoder_pool import DecoderPool
+from .models.scrfd import faces_from_detections, letterbox
+from .imaging.face_geometry import align_matrix, crop_face
+from .models.arcface import RECOGNIZER_SIZE
+from .gallery.portraits import Destination, Gallery
+from .gallery.bounds import GalleryBounds
+from .gallery.editor import GalleryEditor
+from .imaging.image_file import DecodeLimits
+from .imaging.jpeg_splice import encode_banded
+from .gallery.live import LiveGallery
+from .models.model_set import FaceModels
+from .imaging.overview import contact_sheet, numbered_faces
+from .gallery.prepared_output import Paste, PreparedOutput, prepare
 from .settings import Settings
 from .swap_chunks import CHUNK_SWAPS, chunked, joined, swaps
 from .swap_cost import SwapCost, refuse_past
 from .swap_plan import NO_USABLE_DESTINATION, Planned, Skipped, SwapOptions, pick_sources, plan, sources_used
 from .telemetry import NoTelemetry, Telemetry, timed
 from .types import DecodedImage, Face, FaceSwapRequest, FaceSwapResult, Frame
-from .visible_label import labelled
-from .vision import MEDIA_TYPES, OutputFormat, encode_image
+from .provenance.visible_label import labelled
+from .imaging.vision import MEDIA_TYPES, OutputFormat, encode_image
 from .work_budget import WorkBudget
 
 UPLOAD_LONG_SIDE = 1920

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .cpu_budget import default_api_workers
-from .gpu_budget import default_model_workers
-from .model_specs import DETECTORS
+from .models.gpu_budget import default_model_workers
+from .models.specs import DETECTORS
 
 MIB = 1024 * 1024
 DEFAULT_MODELS_DIR = Path("models")

@@ -9,7 +9,7 @@ already sent finishes). benchmarks/work_budget.py measures this.
 
 from __future__ import annotations
 
-from .pixel_boost import factor
+from .models.pixel_boost import factor
 from .types import FaceSwapRequest, FaceSwapResult
 
 CHUNK_SWAPS = 64

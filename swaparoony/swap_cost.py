@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import TooManySwaps
-from .pixel_boost import BOOST_SIZES, factor
+from .models.pixel_boost import BOOST_SIZES, factor
 from .swap_plan import EVERY_FACE, Planned, SwapOptions
 
 

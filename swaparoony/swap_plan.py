@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from .errors import FaceIdOutOfRange, GalleryUnavailable, NoFaceFound
 from .face_map import FacePair, describe
-from .gallery import Destination, Gallery
+from .gallery.portraits import Destination, Gallery
 from .types import Face
-from .vision import OutputFormat
+from .imaging.vision import OutputFormat
 
 EVERY_FACE = 0
 """destination_face_id=0: the chosen upload face goes into every face of each destination."""

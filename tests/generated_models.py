@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from swaparoony.face_helper import ARCFACE_TEMPLATE
-from swaparoony.model_specs import DETECTOR, RECOGNIZER, SWAPPER
+from swaparoony.imaging.face_geometry import ARCFACE_TEMPLATE
+from swaparoony.models.specs import DETECTOR, RECOGNIZER, SWAPPER
 
 DET_10G_OUTPUTS = ("448", "471", "494", "451", "474", "497", "454", "477", "500")
 """det_10g's output names: scores, boxes and landmarks for strides 8, 16 and 32, in that order."""

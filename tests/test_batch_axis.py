@@ -11,8 +11,8 @@ import pytest
 from generated_models import swapper_model
 from test_model_contract import CANVASES, count_runs, swap_items, with_file
 
-from swaparoony.model_set import ModelSet
-from swaparoony.model_specs import SWAPPER
+from swaparoony.models.model_set import ModelSet
+from swaparoony.models.specs import SWAPPER
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_a_swapper_exported_with_a_free_batch_needs_no_copy(models_dir: Path, tm
 
 def test_the_emap_comes_from_the_one_parse_or_the_cache_not_a_second_parse(models_dir: Path, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from swaparoony.model_cache import ModelCache
+    from swaparoony.models.cache import ModelCache
 
     parses: list[str] = []
     real_load = onnx.load

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from conftest import REPO, encode, start_server, stop_server, upload_image
-from swaparoony.model_specs import DEFAULT_MODELS
+from swaparoony.models.specs import DEFAULT_MODELS
 from test_model_download import write_manifest as write_file_manifest
 
 

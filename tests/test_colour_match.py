@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from swaparoony.colour_match import match_colour
-from swaparoony.face_helper import crop_mask
+from swaparoony.imaging.colour_match import match_colour
+from swaparoony.imaging.face_geometry import crop_mask
 
 
 def lab_inside(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:

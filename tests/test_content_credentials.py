@@ -23,8 +23,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 
 from conftest import REPO, Server, decode, encode, start_server, stop_server, upload_image, wait_for
-from swaparoony import content_credentials
-from swaparoony.content_credentials import Provenance
+from swaparoony.provenance import content_credentials
+from swaparoony.provenance.content_credentials import Provenance
 from swaparoony.settings import Settings
 
 SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from swaparoony.decode_queue import CLIENT_KEY, SHARED_CLIENT, DecodeQueue
+from swaparoony.imaging.decode_queue import CLIENT_KEY, SHARED_CLIENT, DecodeQueue
 
 
 class Decodes:

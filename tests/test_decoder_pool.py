@@ -15,13 +15,13 @@ import pytest
 from conftest import encode, upload_image
 from hostile_files import flat_rgba_png, flat_webp, progressive_jpeg, scan_bomb
 
-from swaparoony.decode_worker import READY
-from swaparoony.decoder_pool import BACKSTOP_FACTOR, STARTUP_TIMEOUT_S, DecoderPool
+from swaparoony.imaging.decode_worker import READY
+from swaparoony.imaging.decoder_pool import BACKSTOP_FACTOR, STARTUP_TIMEOUT_S, DecoderPool
 from swaparoony.errors import DecodeTooCostly, ServiceNotReady, UndecodableImage
-from swaparoony.image_file import DecodeLimits
+from swaparoony.imaging.image_file import DecodeLimits
 from swaparoony.settings import Settings
 from swaparoony.types import DecodedImage
-from swaparoony.vision import decode_image
+from swaparoony.imaging.vision import decode_image
 
 LIMITS = DecodeLimits(max_bytes=64_000_000, max_pixels=40_000_000)
 UPLOAD = encode(upload_image())

@@ -13,7 +13,7 @@ import pytest
 from conftest import UPLOAD_CENTERS, decode, encode, upload_image
 from swaparoony.engine import SwapEngine, SwapOptions
 from swaparoony.errors import FaceIdOutOfRange, NoFaceFound, TooManySwaps, UnknownDestination
-from swaparoony.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.model_set import LocalFaceModels, ModelSet
 from swaparoony.settings import Settings
 from swaparoony.swap_chunks import swaps
 from swaparoony.types import FaceSwapRequest, FaceSwapResult

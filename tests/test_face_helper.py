@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from insightface.utils import face_align
 
-from swaparoony.face_helper import (
+from swaparoony.imaging.face_geometry import (
     ARCFACE_TEMPLATE, align_matrix, arcface_view, crop_face, crop_mask, estimate_similarity, feather_mask,
     non_max_suppression, paste_back, paste_region,
 )

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import Server, encode, metric, start_server, stop_server, upload_image, wait_for
 from generated_models import write_models
-from swaparoony.model_specs import SWAPPER
+from swaparoony.models.specs import SWAPPER
 from test_privacy_and_access import image_files
 
 UPLOAD = encode(upload_image())

@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import encode
 from generated_models import draw_faces
 from swaparoony.engine import SwapEngine
-from swaparoony.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.model_set import LocalFaceModels, ModelSet
 from swaparoony.settings import Settings
 
 

@@ -9,7 +9,7 @@ import pytest
 from generated_models import (
     DETECTOR_COST, RECOGNIZER_COST, SWAPPER_COST, detector_model, draw_faces, plan_cost, recognizer_model,
 )
-from swaparoony.face_detector import letterbox
+from swaparoony.models.scrfd import letterbox
 
 
 def session(model) -> ort.InferenceSession:

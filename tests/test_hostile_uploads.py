@@ -31,7 +31,7 @@ def post(server: Server, image: bytes, route: str = "/swap", timeout: float = 12
 
 def decode_workers(server: Server) -> set[int]:
     children = psutil.Process(server.process.pid).children(recursive=True)
-    return {p.pid for p in children if "swaparoony.decode_worker" in " ".join(p.cmdline())}
+    return {p.pid for p in children if "swaparoony.imaging.decode_worker" in " ".join(p.cmdline())}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from conftest import pil_bytes
 from hostile_files import (chunk_bomb_png, marker_bomb_jpeg, png_chunks, png_from_chunks, progressive_jpeg,
                            rechunked_png, scan_bomb, sixteen_bit_png)
 from swaparoony.errors import DecodeTooCostly, UploadTooLarge
-from swaparoony.image_file import (BAND_PIXELS, MAX_JPEG_HEADER_STEPS, MAX_JPEG_SCANS, MAX_PNG_CHUNKS, DecodeLimits,
+from swaparoony.imaging.image_file import (BAND_PIXELS, MAX_JPEG_HEADER_STEPS, MAX_JPEG_SCANS, MAX_PNG_CHUNKS, DecodeLimits,
                                   read_bgr)
 
 UPLOAD = DecodeLimits(max_bytes=50_000_000, max_pixels=40_000_000, long_side=1920)

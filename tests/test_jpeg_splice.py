@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from swaparoony.jpeg_splice import SplicedJpeg, encode_banded, tile_mcus
+from swaparoony.imaging.jpeg_splice import SplicedJpeg, encode_banded, tile_mcus
 
 
 @pytest.mark.parametrize(("height", "width"), [(1280, 1280), (1003, 777), (64, 48), (700, 1000)])

@@ -17,7 +17,7 @@ import pytest
 from conftest import Server, encode, start_server, stop_server, upload_image, wait_for
 from generated_models import draw_faces
 from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
-from swaparoony.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.model_set import LocalFaceModels, ModelSet
 from swaparoony.settings import Settings
 
 UPLOAD = encode(upload_image())

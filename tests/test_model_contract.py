@@ -13,9 +13,9 @@ import pytest
 from generated_models import detector_model, draw_faces, swapper_model
 
 from swaparoony.errors import ModelFileInvalid
-from swaparoony.face_detector import letterbox
-from swaparoony.model_set import ModelSet
-from swaparoony.model_specs import DETECTOR, DETECTORS, SWAPPER
+from swaparoony.models.scrfd import letterbox
+from swaparoony.models.model_set import ModelSet
+from swaparoony.models.specs import DETECTOR, DETECTORS, SWAPPER
 
 CANVASES = [letterbox(draw_faces((640, 640), centers))[0] for centers in ([(160, 320), (480, 320)], [(320, 320)], [])]
 

@@ -21,7 +21,7 @@ from conftest import REPO
 from generated_models import detector_model
 
 from swaparoony.cli import main
-from swaparoony.model_specs import (
+from swaparoony.models.specs import (
     DEFAULT_MODELS,
     DETECTOR,
     DETECTORS,

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from conftest import encode, start_server, stop_server, upload_image
-from swaparoony.gpu_budget import default_model_workers, visible_gpus
+from swaparoony.models.gpu_budget import default_model_workers, visible_gpus
 from swaparoony.settings import Settings
 
 UPLOAD = encode(upload_image())

@@ -12,10 +12,10 @@ import pytest
 from generated_models import detector_model
 
 from swaparoony.errors import AcceleratorUnavailable, ModelFileInvalid, ModelFileMissing
-from swaparoony.model_cache import ModelCache
-from swaparoony.model_set import ModelSet
-from swaparoony.model_specs import DEFAULT_MODELS, DETECTOR, SWAPPER
-from swaparoony.onnx_loader import CPU, CUDA, default_providers, warn_if_not_release
+from swaparoony.models.cache import ModelCache
+from swaparoony.models.model_set import ModelSet
+from swaparoony.models.specs import DEFAULT_MODELS, DETECTOR, SWAPPER
+from swaparoony.models.onnx_loader import CPU, CUDA, default_providers, warn_if_not_release
 
 
 def copy_models(models_dir: Path, tmp_path: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from swaparoony.pixel_boost import tiles, untiled
+from swaparoony.models.pixel_boost import tiles, untiled
 
 
 @pytest.mark.parametrize("size", [128, 256, 512])

@@ -23,9 +23,9 @@ import pytest
 
 from conftest import Server, decode, encode, metric, start_server, stop_server, upload_image
 from generated_models import FACE_SIDE, draw_faces, write_models
-from swaparoony.face_detector import faces_from_detections, letterbox
-from swaparoony.face_helper import align_matrix, crop_face
-from swaparoony.model_set import ModelSet
+from swaparoony.models.scrfd import faces_from_detections, letterbox
+from swaparoony.imaging.face_geometry import align_matrix, crop_face
+from swaparoony.models.model_set import ModelSet
 from swaparoony.types import Face
 
 UPLOAD = encode(upload_image())

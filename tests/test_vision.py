@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import pil_bytes
 from swaparoony.errors import UndecodableImage, UnsupportedImageFormat, UploadTooLarge
-from swaparoony.vision import decode_image, encode_image
+from swaparoony.imaging.vision import decode_image, encode_image
 
 LIMITS = {"max_bytes": 5_000_000, "max_pixels": 4_000_000}
 

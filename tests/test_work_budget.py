@@ -26,7 +26,7 @@ import generated_models
 from conftest import Server, decode, encode, metric, start_server, stop_server, upload_image, wait_for
 from generated_models import FACE_SIDE, draw_faces, swapper_model, write_models
 from swaparoony.errors import TooManySwaps
-from swaparoony.model_specs import SWAPPER
+from swaparoony.models.specs import SWAPPER
 from swaparoony.swap_chunks import chunked, joined, swaps
 from swaparoony.swap_cost import SwapCost, refuse_past, tiles_per_face
 from swaparoony.swap_plan import Planned, SwapOptions

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from swaparoony import xmp_packet
+from swaparoony.provenance import xmp_packet
 
 SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 IPTC_EXT = "{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}"

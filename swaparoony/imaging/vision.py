@@ -8,9 +8,9 @@ from typing import Literal
 import cv2
 from PIL import Image
 
-from .errors import UndecodableImage
+from ..errors import UndecodableImage
 from .image_file import DecodeLimits, read_bgr
-from .types import Frame
+from ..types import Frame
 
 OutputFormat = Literal["jpeg", "png", "webp"]
 MEDIA_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}

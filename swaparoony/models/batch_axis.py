@@ -15,7 +15,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from .model_specs import FREE, ModelSpec
+from .specs import FREE, ModelSpec
 
 BATCH_PARAM = "batch"
 SAMPLE_BATCH = 3

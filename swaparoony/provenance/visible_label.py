@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .types import Frame
+from ..types import Frame
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 TEXT_HEIGHT_SHARE = 0.025

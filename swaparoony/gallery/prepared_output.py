@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .content_credentials import Marker, Parent
-from .face_helper import PasteRegion, paste_back
-from .gallery import Destination
-from .jpeg_splice import Area, SplicedJpeg
-from .types import Frame
-from .visible_label import labelled, top_row
+from ..provenance.content_credentials import Marker, Parent
+from ..imaging.face_geometry import PasteRegion, paste_back
+from .portraits import Destination
+from ..imaging.jpeg_splice import Area, SplicedJpeg
+from ..types import Frame
+from ..provenance.visible_label import labelled, top_row
 
 Paste = tuple[Frame, PasteRegion]
 """A swapped crop and where it goes."""

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .errors import CredentialsUnavailable
+from ..errors import CredentialsUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from .face_helper import non_max_suppression, sort_left_to_right
-from .model_contract import ModelLayout
-from .model_specs import DETECTORS, SCRFD_STRIDES, ModelSpec
-from .types import Face, Frame
+from ..imaging.face_geometry import non_max_suppression, sort_left_to_right
+from .contract import ModelLayout
+from .specs import DETECTORS, SCRFD_STRIDES, ModelSpec
+from ..types import Face, Frame
 
 DETECTOR_SIZE = DETECTORS["det_10g"].input_size
 """Every SCRFD the service knows was trained at 640x640; canvases are letterboxed to it."""

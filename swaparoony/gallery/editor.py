@@ -15,10 +15,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from .errors import BadRequest, GalleryNotWritable, NoFaceFound, UnknownDestination, UnsupportedImageFormat, UploadTooLarge
-from .gallery import IMAGE_SUFFIXES, Destination
-from .gallery_bounds import pixels_of
-from .live_gallery import LiveGallery
+from ..errors import BadRequest, GalleryNotWritable, NoFaceFound, UnknownDestination, UnsupportedImageFormat, UploadTooLarge
+from .portraits import IMAGE_SUFFIXES, Destination
+from .bounds import pixels_of
+from .live import LiveGallery
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,99}")
 """A plain file name: no directories, no leading dot (hidden and temporary files are never portraits)."""

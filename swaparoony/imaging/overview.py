@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from .types import Face, Frame
+from ..types import Face, Frame
 
 BOX_BGR = (40, 220, 255)  # amber: visible on skin, hair and most backgrounds
 INK_BGR = (20, 20, 20)

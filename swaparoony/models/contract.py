@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .errors import ModelFileInvalid
-from .model_specs import FREE, SCRFD_OUTPUTS, SCRFD_STRIDES, ModelSpec
+from ..errors import ModelFileInvalid
+from .specs import FREE, SCRFD_OUTPUTS, SCRFD_STRIDES, ModelSpec
 
 
 @dataclass(frozen=True)

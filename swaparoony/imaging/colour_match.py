@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .types import Frame, Mask
+from ..types import Frame, Mask
 
 INSIDE = 0.5
 """Mask weight above which a pixel counts as the face (the feathered rim is mostly the destination's)."""

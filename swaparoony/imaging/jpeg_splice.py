@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .types import Frame
+from ..types import Frame
 
 SOS, SOF0, EOI = 0xDA, 0xC0, b"\xff\xd9"
 RESTARTS = tuple(bytes((0xFF, marker)) for marker in range(0xD0, 0xD8))

@@ -1,6 +1,6 @@
 """The decode worker process: reads requests on stdin, decodes with image_file, writes BGR pixels to stdout.
 
-Run by DecoderPool as `python -m swaparoony.decode_worker MEMORY_BYTES`. Once started it writes one
+Run by DecoderPool as `python -m swaparoony.imaging.decode_worker MEMORY_BYTES`. Once started it writes one
 READY byte. A request is a 4-byte
 length, a JSON object of DecodeLimits, an 8-byte length and the file's bytes; a reply is a 4-byte
 length, a JSON object ({"shape", "scale"} or {"error", "message"}, with the process's CPU seconds so far as
@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import DecodeTooCostly, SwaparoonyError
+from ..errors import DecodeTooCostly, SwaparoonyError
 from .image_file import DecodeLimits, read_bgr
 
 HEADER = struct.Struct("!I")

@@ -12,9 +12,9 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from .errors import AcceleratorUnavailable, ModelFileInvalid, ModelFileMissing
-from .model_contract import ModelLayout, check_contract
-from .model_specs import LICENCE, ModelSpec
+from ..errors import AcceleratorUnavailable, ModelFileInvalid, ModelFileMissing
+from .contract import ModelLayout, check_contract
+from .specs import LICENCE, ModelSpec
 
 logger = logging.getLogger(__name__)
 

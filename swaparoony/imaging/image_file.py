@@ -16,7 +16,7 @@ import numpy as np
 import simplejpeg
 from PIL import AvifImagePlugin, ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from .errors import DecodeTooCostly, UndecodableImage, UnsupportedImageFormat, UploadTooLarge
+from ..errors import DecodeTooCostly, UndecodableImage, UnsupportedImageFormat, UploadTooLarge
 
 ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF")
 """MPO is what phones write for portrait-mode JPEGs (a JPEG with more pictures after it): its first picture

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .model_contract import check_contract
-from .model_specs import ALL_FILES, DEFAULT_DETECTOR, ModelSpec, Source, model_set
+from .contract import check_contract
+from .specs import ALL_FILES, DEFAULT_DETECTOR, ModelSpec, Source, model_set
 from .onnx_loader import CPU, file_mismatch
 
 CHUNK = 1024 * 1024

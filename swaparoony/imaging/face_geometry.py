@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .model_specs import MASK_MARGIN, MASK_SIGMA
-from .types import AffineMatrix, Face, Frame, Landmarks5, Mask
+from ..models.specs import MASK_MARGIN, MASK_SIGMA
+from ..types import AffineMatrix, Face, Frame, Landmarks5, Mask
 
 ARCFACE_TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
-from .face_detector import faces_from_detections, letterbox
-from .face_helper import PasteRegion, align_matrix, crop_face, crop_mask, paste_region
-from .gallery_bounds import GalleryBounds, pixels_of
-from .gallery_index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
-from .model_set import FaceModels
-from .pixel_boost import BOOST_SIZES
-from .types import DecodedImage, Face, Frame
+from ..errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
+from ..models.scrfd import faces_from_detections, letterbox
+from ..imaging.face_geometry import PasteRegion, align_matrix, crop_face, crop_mask, paste_region
+from .bounds import GalleryBounds, pixels_of
+from .index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
+from ..models.model_set import FaceModels
+from ..models.pixel_boost import BOOST_SIZES
+from ..types import DecodedImage, Face, Frame
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from .model_contract import ModelLayout
-from .model_specs import SWAPPER, ModelSpec
-from .types import Frame, SwapItem
+from .contract import ModelLayout
+from .specs import SWAPPER, ModelSpec
+from ..types import Frame, SwapItem
 
 SWAPPER_SIZE = SWAPPER.input_size
 

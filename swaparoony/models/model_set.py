@@ -14,13 +14,13 @@ import onnx
 import onnxruntime as ort
 
 from .batch_axis import disagreement, free_batch_copy, sample_inputs
-from .errors import ModelFileInvalid
-from .face_detector import FaceDetector
-from .face_recognizer import FaceRecognizer
-from .face_swapper import FaceSwapper
-from .model_cache import ModelCache
-from .model_contract import ModelLayout
-from .model_specs import DEFAULT_DETECTOR, ModelSpec, model_set
+from ..errors import ModelFileInvalid
+from .scrfd import FaceDetector
+from .arcface import FaceRecognizer
+from .inswapper import FaceSwapper
+from .cache import ModelCache
+from .contract import ModelLayout
+from .specs import DEFAULT_DETECTOR, ModelSpec, model_set
 from .onnx_loader import (
     CUDA,
     default_providers,
@@ -28,11 +28,11 @@ from .onnx_loader import (
     require_files,
     warn_if_not_release,
 )
-from .colour_match import match_colour
-from .face_helper import arcface_view, blend, crop_mask
+from ..imaging.colour_match import match_colour
+from ..imaging.face_geometry import arcface_view, blend, crop_mask
 from .pixel_boost import factor, tiles, untiled
-from .telemetry import ModelTelemetry, NoModelTelemetry
-from .types import FaceSwapRequest, FaceSwapResult, Frame, Latent, SwapItem
+from ..telemetry import ModelTelemetry, NoModelTelemetry
+from ..types import FaceSwapRequest, FaceSwapResult, Frame, Latent, SwapItem
 
 logger = logging.getLogger(__name__)
 Rebatch = Literal["auto", "on", "off"]

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import c2pa
 
 from . import signing_identity, xmp_packet
-from .errors import SigningFailed
-from .settings import Settings
+from ..errors import SigningFailed
+from ..settings import Settings
 from .signing_identity import SigningIdentity
 
 logger = logging.getLogger(__name__)

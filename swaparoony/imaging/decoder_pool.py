@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from . import errors
+from .. import errors
 from .decode_worker import HEADER, READY, SIZE
-from .errors import DecodeTooCostly, ServiceNotReady, SwaparoonyError, UndecodableImage
+from ..errors import DecodeTooCostly, ServiceNotReady, SwaparoonyError, UndecodableImage
 from .image_file import DecodeLimits
-from .types import DecodedImage
+from ..types import DecodedImage
 
 logger = logging.getLogger(__name__)
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 60.0
 """How long a new worker may take to load Python and the codecs (seconds on a loaded node, not minutes)."""
 CPU_TICK_S = 0.01
@@ -167,7 +167,7 @@ class _Worker:
     def __init__(self, memory_bytes: int) -> None:
         path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "swaparoony.decode_worker", str(memory_bytes)],
+            [sys.executable, "-m", "swaparoony.imaging.decode_worker", str(memory_bytes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, **WORKER_ENV, "PYTHONPATH": path},
         )
         self.requests: int = self.process.stdin.fileno()  # type: ignore[union-attr]

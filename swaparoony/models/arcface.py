@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from .model_contract import ModelLayout
-from .model_specs import RECOGNIZER, ModelSpec
-from .types import Frame, Latent
+from .contract import ModelLayout
+from .specs import RECOGNIZER, ModelSpec
+from ..types import Frame, Latent
 
 RECOGNIZER_SIZE = RECOGNIZER.input_size
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from .errors import GalleryFull
+from ..errors import GalleryFull
 
 SKIPPED = "skipped: "
 """How a reason given for a file past a bound begins: such a file is read again whenever the gallery changes."""

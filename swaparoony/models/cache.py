@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .errors import ModelFileInvalid
-from .model_specs import ModelSpec
+from ..errors import ModelFileInvalid
+from .specs import ModelSpec
 from .onnx_loader import sha256_of, trailing_initializer
 
 logger = logging.getLogger(__name__)

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import GalleryUnavailable
-from .gallery import Decode, Destination, Gallery, listing, read_regular_file
-from .gallery_bounds import GalleryBounds, skipped
-from .gallery_index import INDEX_NAME, read_index
-from .model_set import FaceModels
+from ..errors import GalleryUnavailable
+from .portraits import Decode, Destination, Gallery, listing, read_regular_file
+from .bounds import GalleryBounds, skipped
+from .index import INDEX_NAME, read_index
+from ..models.model_set import FaceModels
 from .prepared_output import PreparedOutput
 
 logger = logging.getLogger(__name__)

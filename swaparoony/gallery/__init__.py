@@ -1,0 +1,1 @@
+"""The destination portraits: analysed once, reloaded when their files change, edited by operators."""

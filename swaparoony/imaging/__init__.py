@@ -1,0 +1,1 @@
+"""Image files and pixels: decoding within limits, encoding, face geometry and pictures people read."""

@@ -1,0 +1,1 @@
+"""What every picture says about itself: content credentials, IPTC XMP and a visible label."""
