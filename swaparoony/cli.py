@@ -13,7 +13,8 @@ import c2pa
 from PIL import UnidentifiedImageError
 
 from .provenance import credentials_report
-from .models.download import DownloadError, import_from, manifest, pull, verify
+from .errors import DownloadError
+from .models.download import import_from, manifest, pull, verify
 from .models.specs import LICENCE
 from .settings import DEFAULT_MODELS_DIR, Settings
 

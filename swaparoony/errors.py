@@ -13,7 +13,11 @@ SwaparoonyError
 ├── GalleryNotWritable (409)
 │   └── GalleryFull
 ├── SigningFailed (500)
+├── EncodeFailed (500)
+├── SettingsError (500: raised at start-up, before any request)
+├── DownloadError (500: raised by `swaparoony models`, never by a request)
 └── ServiceNotReady (503)
+    ├── DecodeWorkerLost
     ├── ModelsUnavailable
     │   ├── ModelFileMissing
     │   └── ModelFileInvalid
@@ -156,3 +160,35 @@ class SigningFailed(SwaparoonyError):
 
     short = "signing_failed"
     title = "Signing failed"
+
+
+class EncodeFailed(SwaparoonyError):
+    """A result could not be encoded in the format asked for: the service's fault, never the upload's."""
+
+    short = "encode_failed"
+    title = "Encoding failed"
+
+
+class SettingsError(SwaparoonyError):
+    """A configuration variable has a value the service cannot use; start-up stops and names it."""
+
+    short = "bad_setting"
+    title = "Bad setting"
+
+
+class DownloadError(SwaparoonyError):
+    """A model file could not be fetched or verified from any of its sources."""
+
+    short = "download_failed"
+    title = "Download failed"
+
+
+class DecodeWorkerLost(ServiceNotReady):
+    """A decode worker died, broke its protocol, ran past its deadline, stalled or never finished starting; the
+    decoder pool replaces it and answers with what the person can do."""
+
+    def __init__(self, timed_out: bool, starting: bool = False, stalled: bool = False) -> None:
+        super().__init__("timed out" if timed_out else "worker lost")
+        self.timed_out = timed_out
+        self.starting = starting
+        self.stalled = stalled

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .cpu_budget import default_api_workers
+from .errors import SettingsError
 from .models.gpu_budget import default_model_workers
 from .models.specs import DETECTORS
 
@@ -16,10 +17,6 @@ MIB = 1024 * 1024
 DEFAULT_MODELS_DIR = Path("models")
 CREDENTIALS_MODES = ("on", "xmp", "off")
 LABEL_ON = "AI-generated"
-
-
-class SettingsError(ValueError):
-    """A configuration variable has a value the service cannot use."""
 
 
 @dataclass(frozen=True)

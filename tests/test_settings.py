@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from swaparoony import cpu_budget
-from swaparoony.settings import Settings, SettingsError
+from swaparoony.errors import SettingsError
+from swaparoony.settings import Settings
 
 
 def test_defaults() -> None:

@@ -28,7 +28,7 @@ import psutil
 
 from .. import errors
 from .decode_worker import HEADER, READY, SIZE
-from ..errors import DecodeTooCostly, ServiceNotReady, SwaparoonyError, UndecodableImage
+from ..errors import DecodeTooCostly, DecodeWorkerLost, ServiceNotReady, SwaparoonyError, UndecodableImage
 from .image_file import DecodeLimits
 from ..types import DecodedImage
 
@@ -67,7 +67,7 @@ class DecoderPool:
             if not worker.ready:  # a replacement started after a kill may still be loading
                 worker.wait_until_ready(time.monotonic() + self.startup_timeout_s)
             return worker.decode(data, limits, _CpuDeadline(worker.usage, self.timeout_s, worker.cpu_s))
-        except _WorkerLost as exc:
+        except DecodeWorkerLost as exc:
             worker.kill()
             worker = _Worker(self.memory_bytes)
             if exc.timed_out:
@@ -96,16 +96,6 @@ class DecoderPool:
                 return
 
 
-class _WorkerLost(Exception):
-    """The worker died, broke the protocol, ran past its deadline, stalled or never finished starting."""
-
-    def __init__(self, timed_out: bool, starting: bool = False, stalled: bool = False) -> None:
-        super().__init__("timed out" if timed_out else "worker lost")
-        self.timed_out = timed_out
-        self.starting = starting
-        self.stalled = stalled
-
-
 class _WallDeadline:
     """A point on the wall clock: a new worker's start-up."""
 
@@ -116,7 +106,7 @@ class _WallDeadline:
         """Seconds still to wait; raises once there are none."""
         left = self.at - time.monotonic()
         if left <= 0:
-            raise _WorkerLost(timed_out=False, starting=True)
+            raise DecodeWorkerLost(timed_out=False, starting=True)
         return left
 
 
@@ -143,11 +133,11 @@ class _CpuDeadline:
         else:
             spent = _cpu_seconds(self.process) - self.cpu_start
             if spent >= self.timeout_s:
-                raise _WorkerLost(timed_out=True)
+                raise DecodeWorkerLost(timed_out=True)
             left = max(self.timeout_s - spent, CPU_TICK_S)
         backstop = BACKSTOP_FACTOR * self.timeout_s - self.waited_s
         if backstop <= 0:
-            raise _WorkerLost(timed_out=False, stalled=True)
+            raise DecodeWorkerLost(timed_out=False, stalled=True)
         return min(left, backstop)
 
 
@@ -185,10 +175,10 @@ class _Worker:
         """Read the worker's READY byte; no decode deadline runs while it loads."""
         try:
             self.ready = bytes(self._read(len(READY), _WallDeadline(deadline))) == READY
-        except _WorkerLost:
+        except DecodeWorkerLost:
             self.ready = False
         if not self.ready:
-            raise _WorkerLost(timed_out=False, starting=True)
+            raise DecodeWorkerLost(timed_out=False, starting=True)
         self.cpu_s = _cpu_seconds(self.usage)  # loading Python and the codecs is no decode's
 
     def decode(self, data: bytes, limits: DecodeLimits, deadline: _CpuDeadline) -> DecodedImage:
@@ -212,7 +202,7 @@ class _Worker:
             except BlockingIOError:
                 continue
             except OSError:  # the worker is gone
-                raise _WorkerLost(timed_out=False) from None
+                raise DecodeWorkerLost(timed_out=False) from None
 
     def _read(self, size: int, deadline: _WallDeadline | _CpuDeadline) -> bytearray:
         buffer = bytearray(size)
@@ -224,7 +214,7 @@ class _Worker:
             except BlockingIOError:
                 continue
             if read == 0:  # the worker is gone
-                raise _WorkerLost(timed_out=False)
+                raise DecodeWorkerLost(timed_out=False)
             got += read
         return buffer
 

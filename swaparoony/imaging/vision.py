@@ -8,7 +8,7 @@ from typing import Literal
 import cv2
 from PIL import Image
 
-from ..errors import UndecodableImage
+from ..errors import EncodeFailed, UndecodableImage
 from .image_file import DecodeLimits, read_bgr
 from ..types import Frame
 
@@ -39,5 +39,5 @@ def encode_image(frame: Frame, output_format: OutputFormat, jpeg_quality: int) -
     ext, params = (".png", PNG_PARAMS) if output_format == "png" else (".jpg", [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     ok, buffer = cv2.imencode(ext, frame, params)
     if not ok:
-        raise UndecodableImage(f"could not encode the result as {output_format}")
+        raise EncodeFailed(f"could not encode the result as {output_format}")
     return buffer.tobytes()

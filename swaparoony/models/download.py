@@ -19,16 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ..errors import DownloadError
 from .contract import check_contract
 from .specs import ALL_FILES, DEFAULT_DETECTOR, ModelSpec, Source, model_set
 from .onnx_loader import CPU, file_mismatch
 
 CHUNK = 1024 * 1024
 PARTIAL_DIR = ".partial"
-
-
-class DownloadError(Exception):
-    """A file could not be fetched or verified from any of its sources."""
 
 
 @dataclass(frozen=True)
