@@ -26,13 +26,14 @@ from http_api.deadline import RequestDeadlineMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
 from http_api.metrics import OutcomeMiddleware, service_metrics
 from http_api.model_client import BatchedFaceModels
+from http_api.model_wire import FaceSwapBatchItem, FaceSwapBatchOut
 from http_api.readiness import ReadinessMiddleware
 from http_api.front_door import FrontDoorMiddleware
 from http_api.gallery_admin import gallery_admin
 from http_api.openapi import public_document
 from http_api.schemas import (
     ARCHIVE, PICTURE, SWAP_RESPONSE, DestinationFaceId, DestinationNames, DestinationOut, FaceId, FaceMapText, FaceOut,
-    FaceSwapBatchItem, FaceSwapBatchOut, ImageUpload, PixelBoost,
+    ImageUpload, PixelBoost,
     OutputFormat, answers_errors, similarity_header, swap_json, swap_options,
 )
 from http_api.shutdown import CallCount, DrainMarks, drain_on_sigterm, keep_sockets_until_workers_stop

@@ -12,7 +12,7 @@ import numpy as np
 from swaparoony.errors import ServiceNotReady
 from swaparoony.types import FaceSwapRequest, FaceSwapResult, Frame
 
-from .schemas import FaceSwapBatchItem, FaceSwapBatchOut
+from .model_wire import FaceSwapBatchItem, FaceSwapBatchOut
 
 logger = logging.getLogger("swaparoony")
 MODEL_CALL_ATTEMPTS = 3

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
-import numpy as np
 import PIL.Image
 import pybase64
 from bentoml import IODescriptor
@@ -74,23 +73,6 @@ def _names(value: Any) -> Any:
 
 
 DestinationNames = Annotated[list[str] | None, BeforeValidator(_names)]
-
-
-class FaceSwapBatchItem(IODescriptor):
-    """One request's model work as it crosses from the API service to the model service (pickled, not JSON):
-    the aligned source faces and the destination crops, stacked, and which source goes into each crop."""
-
-    sources: np.ndarray
-    targets: np.ndarray
-    pairs: list[int]
-    colour_match: bool = False
-
-
-class FaceSwapBatchOut(IODescriptor):
-    """One request's swapped crops, stacked, and each one's identity similarity to its source face."""
-
-    crops: np.ndarray
-    similarity: list[float]
 
 
 class PlacedFaceOut(BaseModel):
