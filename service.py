@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 import bento_models
 import swaparoony
-from http_api import compat, media_types, patches, request_log, request_parsing
+from http_api import compat, patches
 from http_api.admission import AdmissionMiddleware
 from http_api.auth import BearerTokenMiddleware
 from http_api.body_limit import BodyRules
@@ -36,7 +36,7 @@ from http_api.schemas import (
     ImageUpload, PixelBoost,
     OutputFormat, answers_errors, similarity_header, swap_json, swap_options,
 )
-from http_api.shutdown import CallCount, DrainMarks, drain_on_sigterm, keep_sockets_until_workers_stop
+from http_api.shutdown import CallCount, DrainMarks, drain_on_sigterm
 from swaparoony.cpu_budget import one_blas_thread, one_opencv_thread
 from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine
 from swaparoony.errors import (
@@ -54,11 +54,8 @@ settings = Settings.from_env()
 one_opencv_thread()
 one_blas_thread()
 
-request_parsing.install(settings)
-compat.app.include_router(gallery_admin(lambda: bentoml.get_current_service().engine()))
-request_log.install()
-keep_sockets_until_workers_stop()
 patches.install(settings)
+compat.app.include_router(gallery_admin(lambda: bentoml.get_current_service().engine()))
 
 TIMEOUT_S = settings.request_timeout_s
 """Default 290 s: the booth frontend and its nginx give up at 300 s, so the service's 504 must come first."""
@@ -361,8 +358,7 @@ class Swaparoony:
         return [DestinationOut.of(d) for d in (await self.engine()).gallery.destinations.values()]
 
 
-media_types.pin(FaceModels)
-media_types.pin(Swaparoony)
+patches.pin_media_types(FaceModels, Swaparoony)
 Swaparoony.add_asgi_middleware(ClientKeyMiddleware)  # first added is outermost
 Swaparoony.add_asgi_middleware(OutcomeMiddleware)
 Swaparoony.add_asgi_middleware(RequestDeadlineMiddleware, timeout_s=TIMEOUT_S)

@@ -1,32 +1,40 @@
-"""Every patch this package makes to BentoML, uvicorn and circus internals, installed by one call, install().
+"""Every patch the service makes to BentoML, circus, uvicorn and Starlette, in one module: install() and
+pin_media_types() are the only ways in.
 
-None of these has a supported setting (BentoML builds uvicorn's Config and circus's Arbiter itself, and
-labels its HTTP metrics by raw path), so each patch replaces the smallest piece it can, says why, and
-names the version it was written against; install() refuses any other version of those packages, and
-tests/test_patches.py fails when an upgrade changes what a patch replaces. service.py calls install()
-at import, which happens in the `bentoml serve` supervisor (the circus patch) and in every worker (the
-HTTP protocol and the metrics label). Each patch is idempotent: BentoML may import service.py twice.
-(Two older patches live beside what they serve: http_api/shutdown.py, http_api/request_parsing.py.)
+None of these has a supported setting (BentoML builds uvicorn's Config and circus's Arbiter itself, picks
+its serdes from a module table, labels its HTTP metrics by raw path and logs client errors with their
+inputs), so each patch replaces the smallest piece it can, says why, and names the version it was written
+against; install() refuses any other version of those packages, and tests/test_patches.py fails when an
+upgrade changes what a patch replaces or how BentoML reaches it. The serving layer (http_api/serving.py)
+calls install() once per process: in the `bentoml serve` supervisor (the circus patches) and in every
+worker (the rest). Each patch is idempotent: BentoML may import service.py twice.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import logging
 import shutil
 import tempfile
 from typing import Any
 
+from _bentoml_impl import serde
 from bentoml._internal.server.http import instruments
 from bentoml._internal.utils import circus as bentoml_circus
+from circus.arbiter import Arbiter as CircusArbiter
+from starlette.formparsers import MultiPartParser
 from uvicorn import config as uvicorn_config
 
 from swaparoony.settings import Settings
 
 from . import framing
 from .asgi import Receive, Scope, Send
+from .request_log import OneLineClientErrors
+from .request_parsing import FormLimits, StrictJSONSerde, StrictMultipartSerde
 from .route_labels import RouteLabels
 
-WRITTEN_AGAINST = {"bentoml": "1.4.39", "uvicorn": "0.55.0", "circus": "0.18.3"}
+WRITTEN_AGAINST = {"bentoml": "1.4.39", "uvicorn": "0.55.0", "circus": "0.18.3", "starlette": "1.10.0"}
 DISTRIBUTION = {"circus": "kantoku"}  # BentoML's fork of circus, which pip installs under that name
 ORIGINAL_SCOPE = "swaparoony.original_scope"
 
@@ -40,7 +48,10 @@ def install(settings: Settings) -> None:
     check_versions()
     bounded_http_framing(settings)
     private_supervisor()
+    sockets_outlive_workers()
     bounded_metric_labels()
+    strict_request_parsing(settings)
+    one_line_client_errors()
 
 
 def check_versions() -> None:
@@ -134,3 +145,70 @@ def route_labelled(metrics_cls: type) -> type:
             await super().__call__(labelled, receive, send)
 
     return RouteLabelledMetrics
+
+
+def sockets_outlive_workers() -> None:
+    """Make BentoML's supervisor delete its inter-service sockets after, not before, stopping the workers.
+
+    Written against bentoml 1.4.39 and circus 0.18.3: bentoml._internal.utils.circus.Arbiter.stop() closes its
+    exit stack, which removes the Unix-socket directory the services talk through, before circus's stop() stops
+    the workers; an API worker draining its requests on SIGTERM then cannot reach the model service.
+    """
+    arbiter_cls = bentoml_circus.Arbiter
+    if getattr(arbiter_cls.stop, "keeps_sockets", False):
+        return
+
+    def stop(self: Any) -> Any:
+        atexit.register(self.exit_stack.close)
+        future = CircusArbiter.stop(self)
+        future.add_done_callback(lambda _: self.exit_stack.close())
+        return future
+
+    setattr(stop, "keeps_sockets", True)
+    setattr(stop, "replaces", arbiter_cls.stop)  # for tests/test_patches.py
+    setattr(arbiter_cls, "stop", stop)
+
+
+def strict_request_parsing(settings: Settings) -> None:
+    """Parse every request with http_api/request_parsing.py's serdes, and keep every file part in memory.
+
+    Written against bentoml 1.4.39 and starlette 1.10.0: BentoML's app (_bentoml_impl/server/app.py) looks each
+    request's serde up by media type in _bentoml_impl.serde.ALL_SERDE, whose stock classes turn form errors into
+    500s, run json.loads on every text field and fetch a URL given for a file. Starlette's MultiPartParser
+    spools a file part over spool_max_size (1 MiB) to a temporary file, and faces must never touch the disk:
+    the admission middleware keeps every body under max_body_bytes, so no part is spooled at that size.
+    """
+    limits = FormLimits(parts=settings.max_form_parts, field_bytes=settings.max_form_field_bytes)
+    bounded = type("BoundedMultipartSerde", (StrictMultipartSerde,), {"limits": limits})
+    MultiPartParser.spool_max_size = settings.max_body_bytes
+    table: dict[str, Any] = serde.ALL_SERDE  # type: ignore[assignment]  # declared a Mapping, built as a dict
+    table["multipart/form-data"] = bounded
+    table["application/x-www-form-urlencoded"] = bounded
+    table["application/json"] = StrictJSONSerde
+
+
+def one_line_client_errors() -> None:
+    """Log a malformed request as one WARNING line without its inputs (http_api/request_log.py's filter).
+
+    Written against bentoml 1.4.39: its API wrapper logs every exception it answers, client errors included,
+    with log_exception() on the logger named request_log.BENTOML_LOGGER, at ERROR with the traceback and
+    pydantic's input_value (a person's form field).
+    """
+    logger = logging.getLogger(OneLineClientErrors.logger_name)
+    if not any(isinstance(f, OneLineClientErrors) for f in logger.filters):
+        logger.addFilter(OneLineClientErrors())
+
+
+def pin_media_types(*services: Any) -> None:
+    """Set each API's output media type to the one BentoML computes, so it is computed once, here.
+
+    Written against bentoml 1.4.39: it answers every call of an API whose output is a plain type (the model
+    service's lists of arrays) by asking its output descriptor for a media type, and IOMixin.mime_type() builds
+    the type's whole JSON schema with pydantic each time (8% of the model service's CPU per request under load,
+    py-spy) unless the descriptor's media_type is set.
+    """
+    for service in services:
+        for api in service.apis.values():
+            spec = api.output_spec
+            if spec.media_type is None:
+                spec.media_type = spec.mime_type()

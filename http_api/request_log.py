@@ -2,8 +2,8 @@
 
 BentoML logs every exception its API wrapper turns into a response with `log_exception`, at ERROR
 with the full traceback and pydantic's `input_value` (a person's form field). This filter on the
-logger it uses rewrites those records when the exception is a client error (a validation error, or
-a BentoML error with a 4xx status); server errors keep their traceback.
+logger it uses (added by http_api/patches.py) rewrites those records when the exception is a client
+error (a validation error, or a BentoML error with a 4xx status); server errors keep their traceback.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import logging
 from bentoml.exceptions import BentoMLException
 from pydantic import ValidationError
 
-BENTOML_LOGGER = "bentoml._internal.server.http_app"
-"""The logger of `bentoml._internal.server.http_app.log_exception`, which BentoML's API wrapper calls."""
-
 
 class OneLineClientErrors(logging.Filter):
     """Turns BentoML's 'Exception on PATH [METHOD]' for a client error into one WARNING line without inputs."""
+
+    logger_name = "bentoml._internal.server.http_app"
+    """The logger of `bentoml._internal.server.http_app.log_exception`, which BentoML's API wrapper calls."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
@@ -37,9 +37,3 @@ class OneLineClientErrors(logging.Filter):
         record.exc_info, record.exc_text = None, None
         return True
 
-
-def install() -> None:
-    """Add the filter to BentoML's API error logger (idempotent)."""
-    logger = logging.getLogger(BENTOML_LOGGER)
-    if not any(isinstance(f, OneLineClientErrors) for f in logger.filters):
-        logger.addFilter(OneLineClientErrors())

@@ -3,7 +3,7 @@
 BentoML's stock serdes turn Starlette's form errors (an oversized field, a broken multipart body)
 into 500s, run `json.loads` on every text field (deep nesting or a 5,000-digit number is a 500),
 and download a URL given in place of a file field. These subclasses replace them for the whole
-server when installed.
+server (installed by http_api/patches.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from _bentoml_impl import serde
 from pydantic_core import PydanticCustomError, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from swaparoony.settings import Settings
@@ -103,15 +103,3 @@ class StrictJSONSerde(serde.JSONSerde):
             raise client_error(f"this API takes a file upload, not JSON; {FILE_HINT}")
         return await super().parse_request(request, cls)
 
-
-def install(settings: Settings) -> None:
-    """Use the strict serdes, bounded by these settings, for every request the server parses; keep uploads in memory."""
-    limits = FormLimits(parts=settings.max_form_parts, field_bytes=settings.max_form_field_bytes)
-    bounded = type("BoundedMultipartSerde", (StrictMultipartSerde,), {"limits": limits})
-    # Starlette spools a file part over 1 MiB to a temporary file; faces must never touch the disk, and
-    # AdmissionMiddleware (BodyRules) keeps every body (so every part) under this.
-    MultiPartParser.spool_max_size = settings.max_body_bytes
-    table: dict[str, Any] = serde.ALL_SERDE  # type: ignore[assignment]
-    table["multipart/form-data"] = bounded
-    table["application/x-www-form-urlencoded"] = bounded
-    table["application/json"] = StrictJSONSerde

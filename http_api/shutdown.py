@@ -7,7 +7,8 @@ model service keeps serving until each API worker has said, from its shutdown ho
 or until the longest a request may take has passed.
 
 An API worker says so with a file, not a call: with several model workers (one per GPU) a call would reach
-only one of them, and each must know.
+only one of them, and each must know. (BentoML's supervisor must also keep the sockets until the workers stop:
+http_api/patches.py's sockets_outlive_workers.)
 """
 
 from __future__ import annotations
@@ -86,28 +87,3 @@ def drain_on_sigterm(drained: Callable[[], bool], answered: Callable[[], int], m
 
     signal.signal(signal.SIGTERM, on_sigterm)
 
-
-def keep_sockets_until_workers_stop() -> None:
-    """Make BentoML's supervisor delete its inter-service sockets after, not before, stopping workers.
-
-    bentoml 1.4's Arbiter.stop() runs its exit stack, which removes the Unix-socket directory the
-    services talk through, before circus stops the workers; a draining API worker then cannot open a
-    connection to the model service. Runs in the `bentoml serve` process, which imports service.py.
-    """
-    import atexit
-
-    from bentoml._internal.utils import circus as bentoml_circus
-    from circus.arbiter import Arbiter as CircusArbiter
-
-    arbiter_cls = bentoml_circus.Arbiter
-    if getattr(arbiter_cls.stop, "keeps_sockets", False):
-        return
-
-    def stop(self: Any) -> Any:
-        atexit.register(self.exit_stack.close)
-        future = CircusArbiter.stop(self)
-        future.add_done_callback(lambda _: self.exit_stack.close())
-        return future
-
-    stop.keeps_sockets = True  # type: ignore[attr-defined]
-    arbiter_cls.stop = stop

@@ -1,10 +1,12 @@
-"""Each patch in http_api/patches.py against what it patches: these fail when an upgrade of bentoml, uvicorn or
-circus changes the piece a patch replaces or the way it is reached, not when the service sets its own values."""
+"""Each patch in http_api/patches.py against what it patches: these fail when an upgrade of bentoml, uvicorn,
+circus or Starlette changes the piece a patch replaces or the way it is reached, not when the service sets its
+own values."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -13,13 +15,17 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from _bentoml_impl import serde
 from _bentoml_impl.server import app as bentoml_app
 from _bentoml_impl.server import serving as bentoml_serving
 from _bentoml_impl.worker import service as bentoml_worker
+from bentoml._internal.server import http_app
 from bentoml._internal.server.http import instruments
 from bentoml._internal.utils import circus as bentoml_circus
+from circus.arbiter import Arbiter as CircusArbiter
 from circus.client import CircusClient
 from starlette.applications import Starlette
+from starlette.formparsers import MultiPartParser
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from uvicorn import config as uvicorn_config
@@ -28,6 +34,8 @@ from uvicorn.server import ServerState
 
 from http_api import patches
 from http_api.framing import FramingLimits, FramingProtocol
+from http_api.request_log import OneLineClientErrors
+from http_api.request_parsing import StrictJSONSerde, StrictMultipartSerde
 from http_api.route_labels import UNKNOWN
 
 LIMITS = FramingLimits(header_timeout_s=0.3, max_request_line_bytes=256, max_header_line_bytes=256, max_headers=8,
@@ -192,3 +200,51 @@ def test_the_route_labelled_middleware_labels_by_route_and_passes_the_request_on
         assert seen[-1] is scope
     labels = [call.kwargs["endpoint"] for call in middleware.metrics_request_total.labels.call_args_list]
     assert labels == [UNKNOWN, "/items/{name}", "/swap"]
+
+
+# sockets_outlive_workers: BentoML's Arbiter.stop closes the exit stack (the sockets' directory) before circus's stop.
+
+def test_bentoml_removes_its_sockets_before_circus_stops_the_workers() -> None:
+    original = getattr(bentoml_circus.Arbiter.stop, "replaces", bentoml_circus.Arbiter.stop)
+    source = inspect.getsource(original)
+    assert source.index("self.exit_stack.__exit__") < source.index("super().stop()")
+    assert bentoml_circus.Arbiter.__mro__[1] is CircusArbiter
+    assert "yield self._stop_watchers(" in inspect.getsource(CircusArbiter.stop)  # a coroutine: stop() is a future
+
+
+def test_the_patched_stop_removes_the_sockets_once_the_workers_have_stopped() -> None:
+    patches.sockets_outlive_workers()
+    arbiter = patches.private_arbiter([], threaded=True)
+    directory = Path(arbiter.endpoint.removeprefix("ipc://")).parent
+    arbiter.start()
+    removed_after_stop: list[bool] = []
+    arbiter.exit_stack.callback(lambda: removed_after_stop.append(arbiter._stopping))
+    arbiter.stop()
+    assert removed_after_stop[:1] == [True] and not directory.exists()
+
+
+# strict_request_parsing: BentoML picks a request's serde from ALL_SERDE by media type, at request time; Starlette
+# spools file parts over spool_max_size to disk.
+
+def test_bentoml_looks_each_requests_serde_up_in_the_module_table() -> None:
+    source = inspect.getsource(bentoml_app)
+    assert "from ..serde import ALL_SERDE" in source
+    assert 'ALL_SERDE.get(media_type, ALL_SERDE["application/json"])()' in source
+    for media_type, base in {"multipart/form-data": serde.MultipartSerde, "application/x-www-form-urlencoded":
+                             serde.MultipartSerde, "application/json": serde.JSONSerde}.items():
+        assert issubclass(serde.ALL_SERDE[media_type], base), media_type
+    assert issubclass(StrictMultipartSerde, serde.MultipartSerde) and issubclass(StrictJSONSerde, serde.JSONSerde)
+    assert inspect.signature(serde.MultipartSerde.parse_request) == inspect.signature(StrictMultipartSerde.parse_request)
+
+
+def test_starlette_spools_file_parts_past_the_class_setting() -> None:
+    assert "SpooledTemporaryFile(max_size=self.spool_max_size)" in inspect.getsource(MultiPartParser)
+
+
+# one_line_client_errors: BentoML logs the exceptions its API wrapper answers through log_exception's logger.
+
+def test_bentoml_logs_answered_exceptions_on_the_filtered_logger() -> None:
+    assert http_app.logger.name == OneLineClientErrors.logger_name
+    assert "logger.error(" in inspect.getsource(http_app.log_exception)
+    patches.one_line_client_errors()
+    assert any(isinstance(f, OneLineClientErrors) for f in logging.getLogger(OneLineClientErrors.logger_name).filters)
