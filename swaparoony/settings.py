@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from .cpu_budget import default_api_workers
 from .errors import SettingsError
@@ -30,7 +30,7 @@ class Settings:
     """How often the destinations directory is checked for added, replaced or removed files; 0: never."""
     providers: tuple[str, ...] | None = None
     detector: str = "det_10g"
-    """Which SCRFD detector (model_specs.DETECTORS); the recognizer is always w600k_r50."""
+    """Which SCRFD detector (models.specs.DETECTORS); the recognizer is always w600k_r50."""
     rebatch: Literal["auto", "on", "off"] = "auto"
     """Give batch-1 models a checked free-batch copy: auto does on CUDA only."""
     max_upload_bytes: int = 20 * MIB
@@ -180,7 +180,12 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
-def _signing_files(env: Mapping[str, str]) -> dict[str, Path | None]:
+class _SigningFiles(TypedDict):
+    signing_cert: Path | None
+    signing_key: Path | None
+
+
+def _signing_files(env: Mapping[str, str]) -> _SigningFiles:
     """The operator's certificate chain and key: both paths, or neither."""
     cert, key = env.get("SWAPAROONY_SIGNING_CERT", "").strip(), env.get("SWAPAROONY_SIGNING_KEY", "").strip()
     if bool(cert) != bool(key):
