@@ -8,8 +8,10 @@ import zipfile
 from pathlib import PurePosixPath
 
 from .engine import SwapOutcome
+from .imaging.vision import MEDIA_TYPES, SUFFIXES
 
-EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+FILE_SUFFIXES = {MEDIA_TYPES[output_format]: suffixes[0] for output_format, suffixes in SUFFIXES.items()}
+"""The suffix each picture's file is named with, by its media type."""
 INDEX = "results.json"
 
 
@@ -22,7 +24,7 @@ def results_archive(outcome: SwapOutcome) -> bytes:
     listed = []
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for image in outcome.swapped:
-            name = PurePosixPath(image.destination_name).stem + EXTENSIONS[image.media_type]
+            name = PurePosixPath(image.destination_name).stem + FILE_SUFFIXES[image.media_type]
             archive.writestr(name, image.data)
             listed.append({"file": name, "destination_name": image.destination_name, **image.described()})
         index = {"faces_detected_in_source": outcome.faces_detected_in_source, "swapped_images": listed,
