@@ -10,10 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-STAGES = ("decode", "detect", "swap", "paste", "encode", "mark")
-"""swap: the source face's embedding and every swap of the request, one call to the model service."""
-
-
 class Telemetry(Protocol):
     """Receives the engine's measurements."""
 
@@ -52,7 +48,7 @@ class NoModelTelemetry:
 
 @contextmanager
 def timed(telemetry: Telemetry, stage: str) -> Iterator[None]:
-    """Report the wall time of the block as one of STAGES."""
+    """Report the wall time of the block as the named stage."""
     started = time.perf_counter()
     try:
         yield

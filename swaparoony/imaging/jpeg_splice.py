@@ -19,7 +19,7 @@ import numpy as np
 
 from ..types import Frame
 
-SOS, SOF0, EOI = 0xDA, 0xC0, b"\xff\xd9"
+SOS, EOI = 0xDA, b"\xff\xd9"
 RESTARTS = tuple(bytes((0xFF, marker)) for marker in range(0xD0, 0xD8))
 """The eight restart markers, RST0 to RST7, used in turn."""
 RESTART = re.compile(rb"\xff[\xd0-\xd7]")
