@@ -40,10 +40,6 @@ class DecodeQueue:
         finally:
             self._release(key)
 
-    def waiting(self, client: str) -> int:
-        """How many of the client's decodes wait for a slot."""
-        return sum(not waiter.done() for waiter in self._waiting.get(client, ()))
-
     async def _acquire(self, client: str) -> None:
         if self._free and not self._waiting:
             self._free -= 1
