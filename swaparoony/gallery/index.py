@@ -37,10 +37,9 @@ NOT_SAID = DestinationInfo()
 
 @dataclass(frozen=True)
 class GalleryIndex:
-    """The index as read, and why it was ignored if it was."""
+    """The operator's word on each portrait, by file name, as the index file gives it."""
 
     entries: dict[str, DestinationInfo]
-    problem: str | None = None
 
     def info(self, name: str) -> DestinationInfo:
         """The operator's word on this portrait, or NOT_SAID."""
@@ -98,4 +97,4 @@ def _whole(value: Any) -> bool:
 
 def _ignored(problem: str) -> GalleryIndex:
     logger.error("%s ignored (portraits in name order, every face swappable): it %s", INDEX_NAME, problem)
-    return GalleryIndex({}, f"{INDEX_NAME} {problem}")
+    return EMPTY
