@@ -1,10 +1,15 @@
-"""Pure geometry on arrays: landmark alignment, the feathered blend mask and paste-back."""
+"""Pure geometry on arrays: landmark alignment, the feathered blend mask and paste-back.
+
+OpenCV returns arrays of its input's depth, but its stubs type every result as any integer or float array
+(MatLike), so results are cast to the Frame, Mask or AffineMatrix they are.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -53,7 +58,7 @@ def align_matrix(landmarks: Landmarks5, size: int) -> AffineMatrix:
 
 def crop_face(frame: Frame, matrix: AffineMatrix, size: int) -> Frame:
     """Warp the face into a square, aligned crop of the given size."""
-    return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    return cast(Frame, cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0))
 
 
 def feather_mask(size: int, margin: int, sigma: float) -> Mask:
@@ -62,9 +67,9 @@ def feather_mask(size: int, margin: int, sigma: float) -> Mask:
     The margin keeps the swapper's least reliable pixels (the crop's edge, mostly hair and background)
     out of the blend; the blur hides the seam.
     """
-    mask = np.zeros((size, size), dtype=np.float32)
-    mask[margin:-margin, margin:-margin] = 1.0
-    mask = cv2.GaussianBlur(mask, (0, 0), sigma)
+    step = np.zeros((size, size), dtype=np.float32)
+    step[margin:-margin, margin:-margin] = 1.0
+    mask = cast(Mask, cv2.GaussianBlur(step, (0, 0), sigma))
     mask[:2, :] = mask[-2:, :] = mask[:, :2] = mask[:, -2:] = 0.0
     return mask
 
@@ -80,7 +85,7 @@ def crop_mask(size: int) -> Mask:
 
 def blend(swapped: Frame, destination: Frame, mask: Mask) -> Frame:
     """The swapped crop over the destination's crop as paste-back blends them, in crop space."""
-    return cv2.blendLinear(swapped, destination, mask, 1.0 - mask)
+    return cast(Frame, cv2.blendLinear(swapped, destination, mask, 1.0 - mask))
 
 
 def arcface_view(crop: Frame) -> Frame:
@@ -88,7 +93,7 @@ def arcface_view(crop: Frame) -> Frame:
     8 px right, so it is rows 0-112 and columns 8-120 (scaled), with no second alignment or detection."""
     k = crop.shape[0] / 128
     view = crop[: round(112 * k), round(8 * k) : round(120 * k)]
-    return view if view.shape[0] == 112 else cv2.resize(view, (112, 112), interpolation=cv2.INTER_AREA)
+    return view if view.shape[0] == 112 else cast(Frame, cv2.resize(view, (112, 112), interpolation=cv2.INTER_AREA))
 
 
 @dataclass(frozen=True)
@@ -107,15 +112,15 @@ class PasteRegion:
     def for_crop(self, matrix: AffineMatrix) -> PasteRegion:
         """The same box and mask for the same face aligned at another crop size (pixel boost): only the warp
         differs, so the masks (the largest part, up to megabytes for a big face) are shared, not made again."""
-        local = cv2.invertAffineTransform(matrix)
+        local = cast(AffineMatrix, cv2.invertAffineTransform(matrix))
         local[:, 2] -= (self.x0, self.y0)
         return dataclasses.replace(self, matrix=local)
 
 
-def paste_region(frame_shape: tuple[int, ...], matrix: AffineMatrix, crop_mask: Mask) -> PasteRegion:
-    """Precompute, once per destination face, the box and mask that paste-back blends within."""
-    size = crop_mask.shape[0]
-    inverse = cv2.invertAffineTransform(matrix)
+def paste_region(frame_shape: tuple[int, ...], matrix: AffineMatrix, mask: Mask) -> PasteRegion:
+    """Precompute, once per destination face, the box paste-back blends within and the crop's mask warped into it."""
+    size = mask.shape[0]
+    inverse = cast(AffineMatrix, cv2.invertAffineTransform(matrix))
     corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], dtype=np.float64)
     mapped = corners @ inverse.T
     height, width = frame_shape[:2]
@@ -124,8 +129,8 @@ def paste_region(frame_shape: tuple[int, ...], matrix: AffineMatrix, crop_mask: 
     y1 = min(height, int(np.ceil(mapped[:, 1].max())) + 1)
     local = inverse.copy()
     local[:, 2] -= (x0, y0)
-    mask = cv2.warpAffine(crop_mask, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderValue=0.0)
-    return PasteRegion(x0, y0, x1, y1, local, mask, 1.0 - mask)
+    warped = cast(Mask, cv2.warpAffine(mask, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderValue=0.0))
+    return PasteRegion(x0, y0, x1, y1, local, warped, 1.0 - warped)
 
 
 def paste_back(frame: Frame, crop: Frame, region: PasteRegion) -> Frame:
