@@ -160,6 +160,7 @@ class _Worker:
             [sys.executable, "-m", "swaparoony.imaging.decode_worker", str(memory_bytes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, **WORKER_ENV, "PYTHONPATH": path},
         )
+        # typeshed types Popen's pipes Optional whatever was asked for; PIPE above sets both.
         self.requests: int = self.process.stdin.fileno()  # type: ignore[union-attr]
         self.replies: int = self.process.stdout.fileno()  # type: ignore[union-attr]
         os.set_blocking(self.requests, False)  # so no write or read can outlast the deadline

@@ -11,6 +11,7 @@ import re
 import struct
 import warnings
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 import simplejpeg
@@ -32,7 +33,8 @@ MAX_JPEG_HEADER_STEPS = 10_000
 """Pillow reads a JPEG's header a marker, and a padding or stray byte, at a time in Python: 2 million empty comments
 (7 MiB) held a decode worker for 2 s. Photos have a few dozen markers there (an ICC profile or extended XMP split over
 64 KiB segments adds some hundreds at most); the bound is a hundredth of a second of Pillow's work."""
-JPEG_FILL = re.compile(rb"\xff+")
+JPEG_PAST_FILL = re.compile(rb"[^\xff]")
+"""The first byte after a run of 0xFF fill bytes."""
 JPEG_BARE_MARKERS = frozenset({0x00, 0x01, *range(0xD0, 0xDA)})
 """Markers without a length after them: TEM, RSTn, SOI, EOI, and 0xFF00 (a stuffed byte, which Pillow steps over)."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -158,7 +160,8 @@ def _check_jpeg_header(data: bytes) -> None:
             steps += (len(data) if found < 0 else found) - position
             position = len(data) if found < 0 else found
             continue
-        fill = JPEG_FILL.match(data, position).end() - 1  # type: ignore[union-attr]
+        past = JPEG_PAST_FILL.search(data, position)
+        fill = (past.start() if past else len(data)) - 1  # the run's last 0xFF, which the marker byte follows
         steps += fill - position  # padding 0xFF bytes, also one at a time
         position, marker = fill, data[fill + 1] if fill + 1 < len(data) else 0xDA
         if marker == 0xDA:  # start of scan: libjpeg-turbo, in C, reads the rest
@@ -251,7 +254,8 @@ def _gray8(pixels: np.ndarray, wide: bool) -> np.ndarray:
 def _to_bgr8(image: Image.Image) -> np.ndarray:
     """HxWx3 BGR pixels, made a band of rows at a time so that no full-size copy is made on the way."""
     rows = max(1, BAND_PIXELS // image.width)
-    wide = image.mode in SIXTEEN_BIT_MODES and image.getextrema()[1] > 255  # type: ignore[operator]
+    # These modes have one band, so getextrema() is (min, max); Pillow's stubs type it for every mode.
+    wide = image.mode in SIXTEEN_BIT_MODES and cast(tuple[float, float], image.getextrema())[1] > 255
     if rows >= image.height:
         return _bgr_band(image, wide)
     bgr = np.empty((image.height, image.width, 3), np.uint8)
