@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ..errors import BadRequest, GalleryNotWritable, NoFaceFound, UnknownDestination, UnsupportedImageFormat, UploadTooLarge
-from .portraits import IMAGE_SUFFIXES, Destination
 from .bounds import pixels_of
 from .live import LiveGallery
+from .portraits import IMAGE_SUFFIXES, Destination
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,99}")
 """A plain file name: no directories, no leading dot (hidden and temporary files are never portraits)."""
@@ -81,8 +81,8 @@ def checked_name(name: str) -> str:
 
 def _check_format(name: str, data: bytes) -> None:
     suffix = Path(name).suffix.lower()
-    is_webp = suffix != ".webp" or data[8:12] == b"WEBP"
-    if not data.startswith(SIGNATURES[suffix]) or not is_webp:
+    riff_not_webp = suffix == ".webp" and data[8:12] != b"WEBP"  # RIFF also holds WAV and AVI
+    if not data.startswith(SIGNATURES[suffix]) or riff_not_webp:
         raise UnsupportedImageFormat(f"The file is not a {suffix[1:].upper()} image, as its name {name!r} says; "
                                      "name it after its format.")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..provenance.content_credentials import Marker, Parent
 from ..imaging.face_geometry import PasteRegion, paste_back
-from .portraits import Destination
 from ..imaging.jpeg_splice import Area, SplicedJpeg
-from ..types import Frame
+from ..provenance.content_credentials import Marker, Parent
 from ..provenance.visible_label import labelled, top_row
+from ..types import Frame
+from .portraits import Destination
 
 Paste = tuple[Frame, PasteRegion]
 """A swapped crop and where it goes."""

@@ -1,10 +1,9 @@
 """The decode worker process: reads requests on stdin, decodes with image_file, writes BGR pixels to stdout.
 
 Run by DecoderPool as `python -m swaparoony.imaging.decode_worker MEMORY_BYTES`. Once started it writes one
-READY byte. A request is a 4-byte
-length, a JSON object of DecodeLimits, an 8-byte length and the file's bytes; a reply is a 4-byte
-length, a JSON object ({"shape", "scale"} or {"error", "message"}, with the process's CPU seconds so far as
-"cpu_s") and, on success, the BGR pixels.
+READY byte. A request is a 4-byte length, a JSON object of DecodeLimits, an 8-byte length and the file's bytes;
+a reply is a 4-byte length, a JSON object ({"shape", "scale"} or {"error", "message"}, with the process's CPU
+seconds so far as "cpu_s") and, on success, the BGR pixels.
 """
 
 from __future__ import annotations
@@ -22,21 +21,22 @@ import numpy as np
 from ..errors import DecodeTooCostly, SwaparoonyError
 from .image_file import DecodeLimits, read_bgr
 
-HEADER = struct.Struct("!I")
-SIZE = struct.Struct("!Q")
+HEADER_LENGTH = struct.Struct("!I")
+"""Precedes each JSON header, a request's and a reply's."""
+FILE_LENGTH = struct.Struct("!Q")
 READY = b"R"
 """Written once the interpreter and codecs are loaded, so no decode's deadline pays for a worker's start-up."""
 
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer decode requests until the parent closes the pipe."""
-    while (head := requests.read(HEADER.size)) and len(head) == HEADER.size:
-        _answer(HEADER.unpack(head)[0], requests, replies)  # its file and pixels go before the next one is read
+    while (head := requests.read(HEADER_LENGTH.size)) and len(head) == HEADER_LENGTH.size:
+        _answer(HEADER_LENGTH.unpack(head)[0], requests, replies)  # its file and pixels go before the next one is read
 
 
 def _answer(meta_size: int, requests: BinaryIO, replies: BinaryIO) -> None:
     limits = DecodeLimits(**json.loads(requests.read(meta_size)))
-    data = requests.read(SIZE.unpack(requests.read(SIZE.size))[0])
+    data = requests.read(FILE_LENGTH.unpack(requests.read(FILE_LENGTH.size))[0])
     pixels: bytes | memoryview = b""
     try:
         bgr, scale = read_bgr(data, limits)
@@ -50,7 +50,7 @@ def _answer(meta_size: int, requests: BinaryIO, replies: BinaryIO) -> None:
     del data
     reply["cpu_s"] = time.process_time()  # the pool's baseline for the next decode's CPU deadline
     encoded = json.dumps(reply).encode()
-    replies.write(HEADER.pack(len(encoded)) + encoded)
+    replies.write(HEADER_LENGTH.pack(len(encoded)) + encoded)
     replies.write(pixels)
     replies.flush()
 

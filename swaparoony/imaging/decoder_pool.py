@@ -27,10 +27,10 @@ import numpy as np
 import psutil
 
 from .. import errors
-from .decode_worker import HEADER, READY, SIZE
 from ..errors import DecodeTooCostly, DecodeWorkerLost, ServiceNotReady, SwaparoonyError, UndecodableImage
-from .image_file import DecodeLimits
 from ..types import DecodedImage
+from .decode_worker import FILE_LENGTH, HEADER_LENGTH, READY
+from .image_file import DecodeLimits
 
 logger = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -184,9 +184,9 @@ class _Worker:
 
     def decode(self, data: bytes, limits: DecodeLimits, deadline: _CpuDeadline) -> DecodedImage:
         meta = json.dumps(limits.to_dict()).encode()
-        self._write(HEADER.pack(len(meta)) + meta + SIZE.pack(len(data)), deadline)
+        self._write(HEADER_LENGTH.pack(len(meta)) + meta + FILE_LENGTH.pack(len(data)), deadline)
         self._write(data, deadline)
-        reply = json.loads(self._read(HEADER.unpack(self._read(HEADER.size, deadline))[0], deadline))
+        reply = json.loads(self._read(HEADER_LENGTH.unpack(self._read(HEADER_LENGTH.size, deadline))[0], deadline))
         self.cpu_s = float(reply.get("cpu_s", self.cpu_s))
         if "error" in reply:
             error = getattr(errors, reply["error"], None)

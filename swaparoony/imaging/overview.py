@@ -64,8 +64,9 @@ def _fit(frame: Frame, cell: np.ndarray) -> None:
     cell[y : y + size[1], x : x + size[0]] = small
 
 
-def _caption(sheet: Frame, text: str, left: int, top: int) -> None:
+def _caption(picture: Frame, text: str, left: int, top: int) -> None:
+    """Write one line of text in the caption band that starts at (left, top): under a tile, or in a skipped cell."""
     text = text.encode("ascii", "replace").decode()  # OpenCV's fonts draw ASCII only
     while len(text) > 4 and cv2.getTextSize(text, FONT, 0.6, 2)[0][0] > SHEET_TILE - 24:
         text = text[:-4] + "..."
-    cv2.putText(sheet, text, (left + 8, top + CAPTION - 16), FONT, 0.6, INK_BGR, 2, cv2.LINE_AA)
+    cv2.putText(picture, text, (left + 8, top + CAPTION - 16), FONT, 0.6, INK_BGR, 2, cv2.LINE_AA)

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import c2pa
 
-from . import signing_identity, xmp_packet
 from ..errors import SigningFailed
 from ..settings import Settings
+from . import signing_identity, xmp_packet
 from .signing_identity import SigningIdentity
 
 logger = logging.getLogger(__name__)
