@@ -30,7 +30,7 @@ class Settings:
     """How often the destinations directory is checked for added, replaced or removed files; 0: never."""
     providers: tuple[str, ...] | None = None
     detector: str = "det_10g"
-    """Which SCRFD detector (models.specs.DETECTORS); the recognizer is always w600k_r50."""
+    """Which SCRFD detector (a name in DETECTORS); the recognizer is always w600k_r50."""
     rebatch: Literal["auto", "on", "off"] = "auto"
     """Give batch-1 models a checked free-batch copy: auto does on CUDA only."""
     max_upload_bytes: int = 20 * MIB
