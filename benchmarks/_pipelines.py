@@ -15,8 +15,11 @@ from insightface.app import FaceAnalysis
 from insightface.model_zoo import get_model
 
 from swaparoony.engine import SwapEngine, SwapOptions
-from swaparoony.models.model_set import LocalFaceModels, ModelSet
-from swaparoony.models.specs import DETECTOR, RECOGNIZER, SWAPPER
+from swaparoony.models.arcface import RECOGNIZER
+from swaparoony.models.inswapper import SWAPPER
+from swaparoony.models.loaded_models import LoadedModels
+from swaparoony.models.model_calls import LocalModelCalls
+from swaparoony.models.scrfd import DETECTOR
 from swaparoony.settings import Settings
 
 PROVIDERS = [p.strip() for p in os.environ.get("SWAPAROONY_PROVIDERS", "CPUExecutionProvider").split(",") if p.strip()]
@@ -26,11 +29,11 @@ LOOP = asyncio.new_event_loop()
 """One event loop for every run, as a server has: a loop (and its thread pool) per call would be timed too."""
 
 
-def ours(models_dir: Path, destinations_dir: Path) -> tuple[SwapEngine, ModelSet]:
+def ours(models_dir: Path, destinations_dir: Path) -> tuple[SwapEngine, LoadedModels]:
     """Swaparoony's engine, in-process (no HTTP), with its model-run counter."""
-    model_set = ModelSet.load(models_dir, tuple(PROVIDERS), 0.5)
+    loaded = LoadedModels.load(models_dir, tuple(PROVIDERS))
     settings = Settings(models_dir=models_dir, destinations_dir=destinations_dir)
-    return LOOP.run_until_complete(SwapEngine.start(LocalFaceModels(model_set), settings)), model_set
+    return LOOP.run_until_complete(SwapEngine.start(LocalModelCalls(loaded), settings)), loaded
 
 
 def swap_like_ours(engine: SwapEngine, upload: bytes) -> list[str]:

@@ -23,8 +23,8 @@ from _fixtures import draw_faces, write_models
 from swaparoony.models.scrfd import faces_from_detections, letterbox
 from swaparoony.imaging.face_geometry import align_matrix, crop_face, feather_mask, paste_back, paste_region
 from swaparoony.imaging.face_geometry import crop_mask
-from swaparoony.models.model_set import ModelSet
-from swaparoony.models.specs import SWAPPER
+from swaparoony.models.inswapper import SWAPPER
+from swaparoony.models.loaded_models import LoadedModels
 
 
 def median_ms(function, runs: int) -> float:
@@ -41,13 +41,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     models = write_models(Path(tempfile.mkdtemp(prefix="swaparoony-paste-")))
-    model_set = ModelSet.load(models, ("CPUExecutionProvider",), 0.5)
+    loaded = LoadedModels.load(models, ("CPUExecutionProvider",))
     swapper = get_model(str(models / SWAPPER.relative_path), providers=["CPUExecutionProvider"])
     for size in (1280, 4096):
         scale = size / 640
         frame = draw_faces((size, size), [(int(320 * scale), int(320 * scale))], scale=scale)
         canvas, factor = letterbox(frame)
-        face = faces_from_detections(model_set.detect([canvas])[0], factor)[0]
+        face = faces_from_detections(loaded.detect([canvas])[0], factor)[0]
         matrix = align_matrix(face.landmarks, 128)
         region = paste_region(frame.shape, matrix, crop_mask(128))
         swapped = crop_face(frame, matrix, 128)

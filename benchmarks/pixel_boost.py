@@ -21,7 +21,9 @@ from _fixtures import gallery, upload, write_models
 from _pipelines import LOOP
 
 from swaparoony.engine import SwapEngine, SwapOptions
-from swaparoony.models.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.arcface import FaceRecognizer
+from swaparoony.models.loaded_models import LoadedModels
+from swaparoony.models.model_calls import LocalModelCalls
 from swaparoony.settings import Settings
 
 SETTINGS = [
@@ -29,7 +31,7 @@ SETTINGS = [
     ("256", SwapOptions(destinations=("portrait_0.png",), pixel_boost=256)),
     ("512", SwapOptions(destinations=("portrait_0.png",), pixel_boost=512)),
     ("128, both faces (destination_face_id=0)", SwapOptions(destinations=("portrait_0.png",), destination_face_id=0)),
-    ("128, color_match", SwapOptions(destinations=("portrait_0.png",), colour_match=True)),
+    ("128, color_match", SwapOptions(destinations=("portrait_0.png",), color_match=True)),
 ]
 
 
@@ -41,27 +43,27 @@ def main() -> None:
     providers = tuple(args.providers.split(",")) if args.providers else None
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model_set = ModelSet.load(write_models(work / "models", cost_faithful=True), providers, 0.5, rebatch="on")
+        loaded = LoadedModels.load(write_models(work / "models", cost_faithful=True), providers, rebatch="on")
         settings = Settings(destinations_dir=gallery(work / "destinations", count=1), state_dir=work / "state",
                             content_credentials="off")
-        engine = LOOP.run_until_complete(SwapEngine.start(LocalFaceModels(model_set), settings))
+        engine = LOOP.run_until_complete(SwapEngine.start(LocalModelCalls(loaded), settings))
         selfie = upload()
-        print(f"providers {model_set.providers['swapper']}; swapper batches as one call: {model_set.batching['swapper']}")
+        print(f"providers {loaded.providers['swapper']}; swapper batches as one call: {loaded.batching['swapper']}")
         print(f"{'setting':42} {'swaps':>6} {'request ms':>11} {'x 128':>6}")
         baseline = None
         for label, options in SETTINGS:
             LOOP.run_until_complete(engine.swap(selfie, options))  # warm: cuDNN picks its kernels per shape
             times = []
             for _ in range(args.runs):
-                model_set.runs.clear()
+                loaded.runs.clear()
                 started = time.perf_counter()
                 LOOP.run_until_complete(engine.swap(selfie, options))
                 times.append((time.perf_counter() - started) * 1000)
             median = statistics.median(times)
             baseline = baseline or median
-            print(f"{label:42} {model_set.runs['swapper']:>6} {median:>11.1f} {median / baseline:>6.2f}")
+            print(f"{label:42} {loaded.runs['swapper']:>6} {median:>11.1f} {median / baseline:>6.2f}")
         crop = np.full((112, 112, 3), 128, np.uint8)
-        embed_ms = statistics.median(_ms(lambda: model_set.recognizer.identities([crop])) for _ in range(args.runs))
+        embed_ms = statistics.median(_ms(lambda: loaded.of(FaceRecognizer)([crop])) for _ in range(args.runs))
         print(f"identity score: one recognizer run per swapped face, {embed_ms:.1f} ms here ({embed_ms / baseline:.1%} "
               "of a default request)")
         engine.close()

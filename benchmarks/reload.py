@@ -19,7 +19,8 @@ from _fixtures import draw_faces, gallery, write_models
 from _pipelines import LOOP
 
 from swaparoony.engine import SwapEngine
-from swaparoony.models.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.loaded_models import LoadedModels
+from swaparoony.models.model_calls import LocalModelCalls
 from swaparoony.settings import Settings
 
 
@@ -32,7 +33,7 @@ def main() -> None:
         work = Path(tmp)
         directory = gallery(work / "destinations", count=args.count)
         settings = Settings(destinations_dir=directory, state_dir=work / "state")
-        engine = LOOP.run_until_complete(SwapEngine.start(LocalFaceModels(ModelSet.load(write_models(work / "m"), None, 0.5)), settings))
+        engine = LOOP.run_until_complete(SwapEngine.start(LocalModelCalls(LoadedModels.load(write_models(work / "m"))), settings))
         portrait = draw_faces((1280, 1280), [(320, 640), (896, 640)], scale=2.0)
         times: dict[str, list[float]] = {"nothing changed": [], "one added": [], "one replaced": [], "one removed": []}
 

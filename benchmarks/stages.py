@@ -20,12 +20,13 @@ from _pipelines import OriginalPipeline, ours, swap_like_ours
 
 from swaparoony.models.scrfd import faces_from_detections, letterbox
 from swaparoony.imaging.face_geometry import align_matrix, crop_face, paste_back
-from swaparoony.models.arcface import RECOGNIZER_SIZE
+from swaparoony.models.arcface import RECOGNIZER_SIZE, FaceRecognizer
+from swaparoony.models.inswapper import FaceSwapper
 from swaparoony.types import SwapItem
 from swaparoony.imaging.vision import decode_image, encode_image
 
 
-def stage_times(engine, model_set, image: bytes) -> dict[str, float]:
+def stage_times(engine, loaded, image: bytes) -> dict[str, float]:
     """Each stage of our request path timed on its own, in order."""
     times: dict[str, float] = {}
     clock = time.perf_counter
@@ -34,15 +35,15 @@ def stage_times(engine, model_set, image: bytes) -> dict[str, float]:
     times["decode"] = clock() - start
     start = clock()
     canvas, scale = letterbox(frame)
-    faces = faces_from_detections(model_set.detect([canvas])[0], scale)
+    faces = faces_from_detections(loaded.detect([canvas])[0], scale)
     times["detect"] = clock() - start
     start = clock()
     crop = crop_face(frame, align_matrix(faces[0].landmarks, RECOGNIZER_SIZE), RECOGNIZER_SIZE)
-    (latent,) = model_set.embed([crop])
+    (latent,) = loaded.of(FaceSwapper).latents(loaded.of(FaceRecognizer)([crop]))
     times["embed"] = clock() - start
     targets = list(engine.gallery.destinations.values())
     start = clock()
-    crops = model_set.swap([SwapItem(d.faces[0].crop, latent) for d in targets])
+    crops = loaded.of(FaceSwapper)([SwapItem(d.faces[0].crop, latent) for d in targets])
     times["swap"] = clock() - start
     start = clock()
     pasted = [paste_back(d.frame, c, d.faces[0].region) for d, c in zip(targets, crops)]
@@ -63,7 +64,7 @@ def main() -> None:
     models = write_models(work / "models", cost_faithful=args.cost_faithful)
     destinations = gallery(work / "destinations", count=4, size=1280)
     image = upload(faces=2)
-    engine, model_set = ours(models, destinations)
+    engine, loaded = ours(models, destinations)
     original = OriginalPipeline(models, destinations)
     kind = "cost-faithful" if args.cost_faithful else "small"
     print(f"{kind} generated models; 1 upload (2 faces, 640x640 JPEG), 4 destinations of 1280x1280; {args.runs} runs")
@@ -72,26 +73,27 @@ def main() -> None:
     swap_like_ours(engine, image), original.swap(image)  # warm-up both
     stages, ours_s, original_s, models_only = defaultdict(list), [], [], []
     for _ in range(args.runs):
-        for name, seconds in stage_times(engine, model_set, image).items():
+        for name, seconds in stage_times(engine, loaded, image).items():
             stages[name].append(seconds)
-        model_set.runs.clear()
+        loaded.runs.clear()
         start = time.perf_counter()
         swap_like_ours(engine, image)
         ours_s.append(time.perf_counter() - start)
-        runs = dict(model_set.runs)
+        runs = dict(loaded.runs)
         start = time.perf_counter()
         original.swap(image)
         original_s.append(time.perf_counter() - start)
     canvas, _ = letterbox(decode_image(image, 2**30, 10**9))
     targets = list(engine.gallery.destinations.values())
     face_crop = targets[0].faces[0].crop[8:120, 8:120].copy()  # any aligned 112x112 crop
-    (latent,) = model_set.embed([face_crop])
+    recognizer, swapper = loaded.of(FaceRecognizer), loaded.of(FaceSwapper)
+    (latent,) = swapper.latents(recognizer([face_crop]))
     items = [SwapItem(d.faces[0].crop, latent) for d in targets]
     for _ in range(args.runs):
         start = time.perf_counter()
-        model_set.detect([canvas])
-        model_set.embed([face_crop])
-        model_set.swap(items)
+        loaded.detect([canvas])
+        swapper.latents(recognizer([face_crop]))
+        swapper(items)
         models_only.append(time.perf_counter() - start)
 
     median = statistics.median

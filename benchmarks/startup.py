@@ -24,16 +24,21 @@ LOAD = """
 import inspect, json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from swaparoony.models.model_set import ModelSet
+try:
+    from swaparoony.models.loaded_models import LoadedModels as Models
+except ImportError:  # a tree from before the model families (--repo)
+    from swaparoony.models.model_set import ModelSet as Models
 models, state, rebatch = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
-params, kwargs = inspect.signature(ModelSet.load).parameters, {}
+params, kwargs = inspect.signature(Models.load).parameters, {}
+if "threshold" in params:
+    kwargs["threshold"] = 0.5
 if "cache" in params:
     from swaparoony.models.cache import ModelCache
     kwargs["cache"] = ModelCache(state)
 if "rebatch" in params:
     kwargs["rebatch"] = rebatch
 started = time.perf_counter()
-loaded = ModelSet.load(models, None, 0.5, **kwargs)
+loaded = Models.load(models, None, **kwargs)
 seconds = time.perf_counter() - started
 rss = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
 batching = getattr(loaded, "batching", {})

@@ -15,7 +15,8 @@ from PIL import UnidentifiedImageError
 from .provenance import credentials_report
 from .errors import DownloadError
 from .models.download import import_from, manifest, pull, verify
-from .models.specs import LICENCE
+from .models.registry import service_files
+from .models.specs import licences
 from .settings import DEFAULT_MODELS_DIR, Settings
 
 ACCEPT_VARIABLE = "SWAPAROONY_ACCEPT_MODEL_LICENCE"
@@ -64,9 +65,9 @@ def inspect(file: Path, trust: Path | None) -> int:
     return 0 if report.from_swaparoony and report.xmp_source_type else 1
 
 
-def licence_accepted() -> bool:
+def licence_accepted(licence: str) -> bool:
     """The person accepts the model licence: SWAPAROONY_ACCEPT_MODEL_LICENCE=1, or 'y' at a terminal."""
-    print(f"The model files are missing. Licence: {LICENCE}", file=sys.stderr)
+    print(f"The model files are missing. Licence: {licence}", file=sys.stderr)
     if os.environ.get(ACCEPT_VARIABLE) == "1":
         return True
     if sys.stdin.isatty():
@@ -81,16 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.group == "inspect":
         return inspect(args.file, args.trust)
-    entries = manifest(Path(args.manifest) if args.manifest else None, Settings.from_env().detector)
+    detector = Settings.from_env().detector
+    entries = manifest(Path(args.manifest) if args.manifest else None, detector)
+    licence = licences(service_files({"detector": detector}))
     if args.action == "ensure":
         if all((args.models_dir / entry.path).is_file() for entry in entries):
             print(f"model files in place in {args.models_dir}")
             return 0
-        if not licence_accepted():
+        if not licence_accepted(licence):
             return 1
     try:
         if args.action in ("pull", "ensure"):
-            print(f"Licence: {LICENCE}", file=sys.stderr)
+            print(f"Licence: {licence}", file=sys.stderr)
             lines = pull(args.models_dir, entries)
         elif args.action == "import":
             lines = import_from(args.source, args.models_dir, entries)

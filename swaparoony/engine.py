@@ -25,7 +25,7 @@ from .gallery.editor import GalleryEditor
 from .imaging.image_file import DecodeLimits
 from .imaging.jpeg_splice import encode_banded
 from .gallery.live import LiveGallery
-from .models.model_set import FaceModels
+from .models.model_calls import ModelCalls
 from .imaging.overview import contact_sheet, numbered_faces
 from .gallery.prepared_output import Paste, PreparedOutput, prepare
 from .settings import Settings
@@ -110,7 +110,7 @@ class SwapOutcome:
 class SwapEngine:
     """Runs swaps against a gallery prepared once; CPU stages run in threads and decode processes."""
 
-    def __init__(self, models: FaceModels, settings: Settings, decoder: DecoderPool,
+    def __init__(self, models: ModelCalls, settings: Settings, decoder: DecoderPool,
                  telemetry: Telemetry | None = None, marker: Marker | None = None) -> None:
         self.models = models
         self.settings = settings
@@ -128,7 +128,7 @@ class SwapEngine:
         self.chunk_swaps = min(CHUNK_SWAPS, settings.max_active_swaps)
 
     @classmethod
-    async def start(cls, models: FaceModels, settings: Settings, telemetry: Telemetry | None = None) -> SwapEngine:
+    async def start(cls, models: ModelCalls, settings: Settings, telemetry: Telemetry | None = None) -> SwapEngine:
         """Load the signing identity, start the decode processes, analyse the destinations (the only detection they
         ever get), return a ready engine."""
         marker = await asyncio.to_thread(content_credentials.from_settings, settings, __version__)
@@ -218,7 +218,7 @@ class SwapEngine:
         size = options.pixel_boost
         pairs = [(item, pair) for item in planned for pair in item.pairs]
         request = FaceSwapRequest(sources, [item.destination.faces[pair[1] - 1].at(size).crop for item, pair in pairs],
-                                  [wanted.index(pair[0]) for _, pair in pairs], options.colour_match)
+                                  [wanted.index(pair[0]) for _, pair in pairs], options.color_match)
         with timed(self.telemetry, "swap"):  # embeddings and swaps in the same call: the latents never come back
             result = await self._swapped_in_chunks(request)
         done = iter(zip(result.crops, result.similarity))

@@ -47,4 +47,4 @@ def _part(request: FaceSwapRequest, start: int, stop: int) -> FaceSwapRequest:
     pairs = request.pairs[start:stop]
     used = sorted(set(pairs))
     return FaceSwapRequest([request.sources[i] for i in used], request.targets[start:stop],
-                           [used.index(pair) for pair in pairs], request.colour_match)
+                           [used.index(pair) for pair in pairs], request.color_match)

@@ -31,7 +31,7 @@ class SwapOptions:
     """The crop size each face is swapped at: 128, 256 or 512 (1, 4 or 16 swaps per face)."""
     face_map: tuple[FacePair, ...] = ()
     """(upload face, destination face) pairs; when given, the two ids above are not used."""
-    colour_match: bool = False
+    color_match: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ Landmarks5 = npt.NDArray[np.float32]
 AffineMatrix = npt.NDArray[np.float64]
 """A 2x3 affine transform from frame coordinates to crop coordinates."""
 
+Embedding = npt.NDArray[np.float32]
+"""An L2-normalised ArcFace embedding: a face's identity, compared by cosine similarity."""
+
 Latent = npt.NDArray[np.float32]
 """The swapper's identity input: an ArcFace embedding projected through inswapper's emap."""
 
@@ -57,13 +60,14 @@ class FaceSwapRequest:
     """One request's model work: the aligned 112x112 source faces, and the destination crops they go into.
 
     Every target is aligned at the request's crop size (128, or 256 / 512 for pixel boost); pairs[i] is the
-    index in sources of the face that goes into targets[i].
+    index in sources of the face that goes into targets[i]. This and FaceSwapResult are what travel between the API
+    and model services, as they are (http_api/model_wire.py).
     """
 
     sources: list[Frame]
     targets: list[Frame]
     pairs: list[int]
-    colour_match: bool = False
+    color_match: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from swaparoony.imaging.face_geometry import ARCFACE_TEMPLATE
-from swaparoony.models.specs import DETECTOR, RECOGNIZER, SWAPPER
+from swaparoony.models.arcface import RECOGNIZER
+from swaparoony.models.inswapper import SWAPPER
+from swaparoony.models.scrfd import DETECTOR
 
 DET_10G_OUTPUTS = ("448", "471", "494", "451", "474", "497", "454", "477", "500")
 """det_10g's output names: scores, boxes and landmarks for strides 8, 16 and 32, in that order."""

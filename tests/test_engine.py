@@ -13,37 +13,38 @@ import pytest
 from conftest import UPLOAD_CENTERS, decode, encode, upload_image
 from swaparoony.engine import SwapEngine, SwapOptions
 from swaparoony.errors import FaceIdOutOfRange, NoFaceFound, TooManySwaps, UnknownDestination
-from swaparoony.models.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.loaded_models import LoadedModels
+from swaparoony.models.model_calls import LocalModelCalls
 from swaparoony.settings import Settings
 from swaparoony.swap_chunks import swaps
 from swaparoony.types import FaceSwapRequest, FaceSwapResult
 
 
 @pytest.fixture(scope="module")
-def model_set(models_dir: Path) -> ModelSet:
-    return ModelSet.load(models_dir, None, 0.5)
+def loaded(models_dir: Path) -> LoadedModels:
+    return LoadedModels.load(models_dir)
 
 
 @pytest.fixture(scope="module")
-def engine(model_set: ModelSet, models_dir: Path, gallery_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwapEngine]:
+def engine(loaded: LoadedModels, models_dir: Path, gallery_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwapEngine]:
     settings = Settings(models_dir=models_dir, destinations_dir=gallery_dir, state_dir=tmp_path_factory.mktemp("state"))
-    started = asyncio.run(SwapEngine.start(LocalFaceModels(model_set), settings))
+    started = asyncio.run(SwapEngine.start(LocalModelCalls(loaded), settings))
     yield started
     started.close()
 
 
-def test_gallery_is_detected_once_in_one_batch(model_set: ModelSet, models_dir: Path, gallery_dir: Path, tmp_path: Path) -> None:
-    fresh = ModelSet.load(models_dir, None, 0.5)
-    asyncio.run(SwapEngine.start(LocalFaceModels(fresh), Settings(destinations_dir=gallery_dir, state_dir=tmp_path))).close()
+def test_gallery_is_detected_once_in_one_batch(loaded: LoadedModels, models_dir: Path, gallery_dir: Path, tmp_path: Path) -> None:
+    fresh = LoadedModels.load(models_dir)
+    asyncio.run(SwapEngine.start(LocalModelCalls(fresh), Settings(destinations_dir=gallery_dir, state_dir=tmp_path))).close()
     assert fresh.runs == {"detector": 3}  # three readable destinations, nothing else
 
 
-def test_a_request_runs_one_detection_one_embedding_and_one_swap_per_destination(engine: SwapEngine, model_set: ModelSet) -> None:
-    model_set.runs.clear()
+def test_a_request_runs_one_detection_one_embedding_and_one_swap_per_destination(engine: SwapEngine, loaded: LoadedModels) -> None:
+    loaded.runs.clear()
     outcome = asyncio.run(engine.swap(encode(upload_image()), SwapOptions()))
     assert len(outcome.swapped) == 2
     # the recognizer: the source face, then each result re-embedded for its identity score
-    assert model_set.runs == {"detector": 1, "recognizer": 1 + 2, "swapper": 2}
+    assert loaded.runs == {"detector": 1, "recognizer": 1 + 2, "swapper": 2}
 
 
 def test_faces_come_back_left_to_right(engine: SwapEngine) -> None:
@@ -71,11 +72,11 @@ def test_errors(engine: SwapEngine) -> None:
         asyncio.run(engine.swap(upload, SwapOptions(destinations=("nope.png",))))
 
 
-class CountedModels(LocalFaceModels):
+class CountedModels(LocalModelCalls):
     """The real in-process models, recording the swaps in each swap call the engine makes."""
 
-    def __init__(self, model_set: ModelSet) -> None:
-        super().__init__(model_set)
+    def __init__(self, loaded: LoadedModels) -> None:
+        super().__init__(loaded)
         self.calls: list[int] = []
 
     async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
@@ -84,9 +85,9 @@ class CountedModels(LocalFaceModels):
 
 
 @pytest.fixture(scope="module")
-def budgeted(model_set: ModelSet, engine: SwapEngine) -> Iterator[tuple[SwapEngine, CountedModels]]:
+def budgeted(loaded: LoadedModels, engine: SwapEngine) -> Iterator[tuple[SwapEngine, CountedModels]]:
     """An engine allowed 8 swaps a request and 4 in flight: chunks of 4."""
-    models = CountedModels(model_set)
+    models = CountedModels(loaded)
     settings = replace(engine.settings, max_swaps_per_request=8, max_active_swaps=4)
     started = asyncio.run(SwapEngine.start(models, settings))
     yield started, models
@@ -94,13 +95,13 @@ def budgeted(model_set: ModelSet, engine: SwapEngine) -> Iterator[tuple[SwapEngi
 
 
 def test_a_request_past_the_swap_budget_is_refused_before_any_model_run(budgeted: tuple[SwapEngine, CountedModels],
-                                                                         model_set: ModelSet) -> None:
+                                                                         loaded: LoadedModels) -> None:
     engine, models = budgeted
-    model_set.runs.clear()
+    loaded.runs.clear()
     with pytest.raises(TooManySwaps, match=r"^This request asks for 12 swaps \(3 faces in 2 destinations x 4 tiles at "
                                            r"pixel_boost 256\); the limit is 8 per request"):
         asyncio.run(engine.swap(encode(upload_image()), SwapOptions(destination_face_id=0, pixel_boost=256)))
-    assert model_set.runs == {} and models.calls == []
+    assert loaded.runs == {} and models.calls == []
 
 
 def test_a_big_request_goes_in_chunks_and_gives_the_same_pictures(budgeted: tuple[SwapEngine, CountedModels],

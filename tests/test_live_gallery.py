@@ -17,7 +17,8 @@ import pytest
 from conftest import Server, encode, start_server, stop_server, upload_image, wait_for
 from generated_models import draw_faces
 from swaparoony.engine import SwapEngine, SwapOptions, SwapOutcome
-from swaparoony.models.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.loaded_models import LoadedModels
+from swaparoony.models.model_calls import LocalModelCalls
 from swaparoony.settings import Settings
 
 UPLOAD = encode(upload_image())
@@ -95,7 +96,7 @@ def test_a_request_in_flight_during_a_reload_finishes_against_the_gallery_it_sta
     shutil.copytree(gallery_dir, directory)
     entered, gate = asyncio.Event(), asyncio.Event()
 
-    class Gated(LocalFaceModels):
+    class Gated(LocalModelCalls):
         """The real models, with the swap held until the test lets it go."""
 
         async def swap_faces(self, requests: list) -> list:
@@ -105,7 +106,7 @@ def test_a_request_in_flight_during_a_reload_finishes_against_the_gallery_it_sta
 
     async def scenario() -> tuple[SwapOutcome, bool]:
         settings = Settings(destinations_dir=directory, state_dir=tmp_path / "state")
-        engine = await SwapEngine.start(Gated(ModelSet.load(models_dir, None, 0.5)), settings)
+        engine = await SwapEngine.start(Gated(LoadedModels.load(models_dir)), settings)
         try:
             in_flight = asyncio.create_task(engine.swap(UPLOAD, SwapOptions(destinations=("one_face.jpg",))))
             await entered.wait()

@@ -21,13 +21,10 @@ from conftest import REPO
 from generated_models import detector_model
 
 from swaparoony.cli import main
-from swaparoony.models.specs import (
-    DEFAULT_MODELS,
-    DETECTOR,
-    DETECTORS,
-    RECOGNIZER,
-    SWAPPER,
-)
+from swaparoony.models.arcface import RECOGNIZER
+from swaparoony.models.inswapper import SWAPPER
+from swaparoony.models.registry import DEFAULT_MODELS
+from swaparoony.models.scrfd import DETECTOR, DETECTORS
 
 
 class Mirror(ThreadingHTTPServer):

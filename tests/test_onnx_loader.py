@@ -13,8 +13,10 @@ from generated_models import detector_model
 
 from swaparoony.errors import AcceleratorUnavailable, ModelFileInvalid, ModelFileMissing
 from swaparoony.models.cache import ModelCache
-from swaparoony.models.model_set import ModelSet
-from swaparoony.models.specs import DEFAULT_MODELS, DETECTOR, SWAPPER
+from swaparoony.models.inswapper import SWAPPER
+from swaparoony.models.loaded_models import LoadedModels
+from swaparoony.models.registry import DEFAULT_MODELS
+from swaparoony.models.scrfd import DETECTOR
 from swaparoony.models.onnx_loader import CPU, CUDA, default_providers, warn_if_not_release
 
 
@@ -23,15 +25,15 @@ def copy_models(models_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_generated_models_load_through_the_real_loader(models_dir: Path) -> None:
-    model_set = ModelSet.load(models_dir, None, 0.5)
-    assert set(model_set.providers) == {"detector", "recognizer", "swapper"}
+    loaded = LoadedModels.load(models_dir)
+    assert set(loaded.providers) == {"detector", "recognizer", "swapper"}
     # On CPU batch-1 files are not re-batched by default (see test_batch_axis.py for when they are).
-    assert model_set.batching == {"detector": False, "recognizer": True, "swapper": False}
+    assert loaded.batching == {"detector": False, "recognizer": True, "swapper": False}
 
 
 def test_missing_files_are_listed_with_paths_and_sources(tmp_path: Path) -> None:
     with pytest.raises(ModelFileMissing) as caught:
-        ModelSet.load(tmp_path, None, 0.5)
+        LoadedModels.load(tmp_path)
     for spec in DEFAULT_MODELS:
         assert str((tmp_path / spec.relative_path).resolve()) in str(caught.value)
         assert spec.sources[0].url in str(caught.value)
@@ -42,7 +44,7 @@ def test_files_in_the_wrong_layout_are_found_and_the_move_named(models_dir: Path
     for spec in DEFAULT_MODELS:
         shutil.copy(models_dir / spec.relative_path, tmp_path / Path(spec.relative_path).name)
     with pytest.raises(ModelFileMissing) as caught:
-        ModelSet.load(tmp_path, None, 0.5)
+        LoadedModels.load(tmp_path)
     message = str(caught.value)
     assert f"{(tmp_path / 'buffalo_l' / 'det_10g.onnx').resolve()}" in message
     assert f"found {(tmp_path / 'det_10g.onnx').resolve()} instead: move it there" in message
@@ -52,14 +54,14 @@ def test_corrupt_file_names_the_file(models_dir: Path, tmp_path: Path) -> None:
     copied = copy_models(models_dir, tmp_path)
     (copied / SWAPPER.relative_path).write_bytes(b"<html>404 Not Found</html>")
     with pytest.raises(ModelFileInvalid, match="inswapper_128.onnx.*corrupt"):
-        ModelSet.load(copied, None, 0.5)
+        LoadedModels.load(copied)
 
 
 def test_wrong_contract_names_the_file_and_the_difference(models_dir: Path, tmp_path: Path) -> None:
     copied = copy_models(models_dir, tmp_path)
     onnx.save(detector_model(), str(copied / SWAPPER.relative_path))  # a detector where the swapper goes
     with pytest.raises(ModelFileInvalid, match=r"inswapper_128.onnx: not a usable swapper like inswapper_128: 1 inputs, expected 2"):
-        ModelSet.load(copied, None, 0.5)
+        LoadedModels.load(copied)
 
 
 def test_missing_emap_is_refused(models_dir: Path, tmp_path: Path) -> None:
@@ -81,4 +83,4 @@ def test_non_release_file_only_warns(models_dir: Path, caplog: pytest.LogCapture
 @pytest.mark.skipif(CUDA in default_providers(), reason="needs an onnxruntime without CUDA")
 def test_cuda_asked_for_but_cpu_given_refuses_to_start(models_dir: Path) -> None:
     with pytest.raises(AcceleratorUnavailable, match="CUDA was asked for"):
-        ModelSet.load(models_dir, (CUDA, CPU), 0.5)
+        LoadedModels.load(models_dir, (CUDA, CPU))

@@ -1,4 +1,4 @@
-"""Pixel boost, the identity score, every face, face maps and colour match, through a real server.
+"""Pixel boost, the identity score, every face, face maps and color match, through a real server.
 
 The server runs identity-faithful generated models (generated_models.recognizer_model): a face's identity
 is its colour, the swap carries it over, so which identity landed where can be measured.
@@ -25,7 +25,8 @@ from conftest import Server, decode, encode, metric, start_server, stop_server, 
 from generated_models import FACE_SIDE, draw_faces, write_models
 from swaparoony.models.scrfd import faces_from_detections, letterbox
 from swaparoony.imaging.face_geometry import align_matrix, crop_face
-from swaparoony.models.model_set import ModelSet
+from swaparoony.models.arcface import FaceRecognizer
+from swaparoony.models.loaded_models import LoadedModels
 from swaparoony.types import Face
 
 UPLOAD = encode(upload_image())
@@ -70,9 +71,9 @@ def faithful(tmp_path_factory: pytest.TempPathFactory, faithful_models: Path, po
 
 
 @pytest.fixture(scope="module")
-def models(faithful_models: Path) -> ModelSet:
+def models(faithful_models: Path) -> LoadedModels:
     """The same generated files in this process, to check what the server says independently."""
-    return ModelSet.load(faithful_models, None, 0.5)
+    return LoadedModels.load(faithful_models)
 
 
 def swap(server: Server, **fields: str) -> httpx.Response:
@@ -92,16 +93,16 @@ def only_picture(response: httpx.Response) -> np.ndarray:
     return picture
 
 
-def faces_in(models: ModelSet, frame: np.ndarray) -> list[Face]:
+def faces_in(models: LoadedModels, frame: np.ndarray) -> list[Face]:
     canvas, scale = letterbox(frame)
     (rows,) = models.detect([canvas])
     return faces_from_detections(rows, scale)
 
 
-def identities(models: ModelSet, frame: np.ndarray) -> np.ndarray:
+def identities(models: LoadedModels, frame: np.ndarray) -> np.ndarray:
     """Each face's normalised embedding, left to right, aligned at its own landmarks."""
     crops = [crop_face(frame, align_matrix(face.landmarks, 112), 112) for face in faces_in(models, frame)]
-    return models.recognizer.identities(crops)
+    return np.stack(models.of(FaceRecognizer)(crops))
 
 
 def swapper_runs(server: Server) -> tuple[float, float]:
@@ -143,7 +144,7 @@ def test_a_boost_keeps_the_portraits_fine_detail_in_place_and_the_rest_unchanged
     assert kept[256] > kept[128] + 0.2 and kept[512] > kept[128] + 0.2, kept
 
 
-def test_the_identity_score_is_the_asked_for_faces_and_checks_out(faithful: Server, models: ModelSet) -> None:
+def test_the_identity_score_is_the_asked_for_faces_and_checks_out(faithful: Server, models: LoadedModels) -> None:
     upload = identities(models, decode(UPLOAD))
     for source in (1, 2, 3):
         (result, item), = pictures(swap(faithful, destinations="two.png", source_face_id=str(source))).values()
@@ -177,7 +178,7 @@ def test_destination_face_id_0_swaps_into_every_face(faithful: Server) -> None:
     assert item["identity_similarity"] == min(f["identity_similarity"] for f in item["faces"])
 
 
-def test_a_face_map_puts_each_identity_where_it_was_mapped(faithful: Server, models: ModelSet) -> None:
+def test_a_face_map_puts_each_identity_where_it_was_mapped(faithful: Server, models: LoadedModels) -> None:
     upload = identities(models, decode(UPLOAD))
     for face_map, expected in (("1:2,2:1", [2, 1]), ("3:1,1:2", [3, 1])):
         (result, item), = pictures(swap(faithful, destinations="two.png", face_map=face_map)).values()
@@ -217,7 +218,7 @@ def lab_mean(image: np.ndarray, centre: tuple[int, int]) -> np.ndarray:
     return cv2.cvtColor(window, cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(float).mean(axis=0)
 
 
-def test_colour_match_keeps_the_destinations_colours(faithful: Server) -> None:
+def test_color_match_keeps_the_destinations_colours(faithful: Server) -> None:
     original = lab_mean(draw_faces((640, 640), TWO), TWO[0])
     plain, matched = (lab_mean(only_picture(swap(faithful, destinations="two.png", color_match=flag)), TWO[0])
                       for flag in ("false", "true"))

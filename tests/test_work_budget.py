@@ -26,7 +26,7 @@ import generated_models
 from conftest import Server, decode, encode, metric, start_server, stop_server, upload_image, wait_for
 from generated_models import FACE_SIDE, draw_faces, swapper_model, write_models
 from swaparoony.errors import TooManySwaps
-from swaparoony.models.specs import SWAPPER
+from swaparoony.models.inswapper import SWAPPER
 from swaparoony.swap_chunks import chunked, joined, swaps
 from swaparoony.swap_cost import SwapCost, refuse_past, tiles_per_face
 from swaparoony.swap_plan import Planned, SwapOptions
@@ -75,7 +75,7 @@ def request_of(faces: int, size: int, sources: int = 1) -> FaceSwapRequest:
     """Targets filled with their own index, sources with theirs, so every piece can be traced."""
     return FaceSwapRequest([np.full((112, 112, 3), s, np.uint8) for s in range(sources)],
                            [np.full((size, size, 3), t, np.uint8) for t in range(faces)],
-                           [t % sources for t in range(faces)], colour_match=True)
+                           [t % sources for t in range(faces)], color_match=True)
 
 
 def test_a_request_that_fits_a_chunk_is_one_call_unchanged() -> None:
@@ -91,7 +91,7 @@ def test_a_big_request_is_cut_by_whole_faces_in_order_with_the_sources_each_uses
     request = request_of(10, 256, sources=3)  # 40 swaps; 16 a chunk: 4 faces a chunk
     parts = chunked(request, 16)
     assert [len(part.targets) for part in parts] == [4, 4, 2]
-    assert all(swaps(part) <= 16 and part.colour_match for part in parts)
+    assert all(swaps(part) <= 16 and part.color_match for part in parts)
     assert [int(t[0, 0, 0]) for part in parts for t in part.targets] == list(range(10))
     for part in parts:  # each pair still names the same upload face
         assert [int(part.sources[p][0, 0, 0]) for p in part.pairs] == [int(t[0, 0, 0]) % 3 for t in part.targets]

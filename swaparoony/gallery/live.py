@@ -19,7 +19,7 @@ from ..errors import GalleryUnavailable
 from .portraits import Decode, Destination, Gallery, listing, read_regular_file
 from .bounds import GalleryBounds, skipped
 from .index import INDEX_NAME, read_index
-from ..models.model_set import FaceModels
+from ..models.model_calls import ModelCalls
 from .prepared_output import PreparedOutput
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class GalleryView:
 class LiveGallery:
     """Holds the current view and replaces it when the directory changes."""
 
-    def __init__(self, directory: Path, models: FaceModels, decode: Decode, max_bytes: int, prepare: Prepare,
+    def __init__(self, directory: Path, models: ModelCalls, decode: Decode, max_bytes: int, prepare: Prepare,
                  bounds: GalleryBounds = GalleryBounds()) -> None:
         self.directory = directory
         self.bounds = bounds

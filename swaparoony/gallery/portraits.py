@@ -18,7 +18,7 @@ from ..models.scrfd import faces_from_detections, letterbox
 from ..imaging.face_geometry import PasteRegion, align_matrix, crop_face, crop_mask, paste_region
 from .bounds import GalleryBounds, pixels_of
 from .index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
-from ..models.model_set import FaceModels
+from ..models.model_calls import ModelCalls
 from ..models.pixel_boost import BOOST_SIZES
 from ..types import DecodedImage, Face, Frame
 
@@ -113,7 +113,7 @@ class Gallery:
         return any(destination.faces for destination in self.destinations.values())
 
     @classmethod
-    async def load(cls, paths: list[Path], models: FaceModels, decode: Decode, max_bytes: int,
+    async def load(cls, paths: list[Path], models: ModelCalls, decode: Decode, max_bytes: int,
                    kept: list[Destination], index: GalleryIndex | None = None,
                    bounds: GalleryBounds = GalleryBounds()) -> Gallery:
         """Read and decode these image files off the event loop, in order and within the bounds, and detect all their

@@ -1,46 +1,43 @@
-"""ArcFace (w600k_r50) adapter: aligned 112x112 crops in, swapper-ready identity latents out."""
+"""ArcFace, the face recognizer family (w600k_r50): its file, and aligned 112x112 crops in, L2-normalised identity
+embeddings out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
-import onnxruntime as ort
 
-from .contract import ModelLayout
-from .specs import RECOGNIZER, ModelSpec
-from ..types import Frame, Latent
+from ..types import Embedding, Frame
+from .family import BatchedModel, ModelFamily, OpenedModel, RunOptions
+from .specs import BATCH, ModelSpec, Normalisation, Source
 
+RECOGNIZER = ModelSpec(
+    key="w600k_r50", role="recognizer", relative_path="buffalo_l/w600k_r50.onnx", size=174_383_860,
+    sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
+    sources=(Source("https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip", "w600k_r50.onnx"),),
+    input_size=112, normalisation=Normalisation(127.5, 127.5),
+    inputs=((BATCH, 3, 112, 112),), outputs=((BATCH, 512),),
+)
+"""Always w600k_r50, whatever the detector: inswapper's emap was trained on its embeddings, so another
+recognizer would swap in the wrong identity."""
 RECOGNIZER_SIZE = RECOGNIZER.input_size
 
 
-class FaceRecognizer:
-    """Embeds faces and projects them through inswapper's emap, the only use the service has for them."""
+class FaceRecognizer(BatchedModel[Frame, Embedding]):
+    """Embeds aligned crops: the identity inswapper takes (through its emap) and the similarity score compares."""
 
-    def __init__(self, session: ort.InferenceSession, layout: ModelLayout, spec: ModelSpec, emap: np.ndarray) -> None:
-        self.session = session
-        self.layout = layout
-        self.spec = spec
-        self.emap = emap
-
-    def embed(self, crops: list[Frame]) -> list[Latent]:
-        """One swapper latent per aligned crop."""
-        return self.latents(self.identities(crops))
-
-    def identities(self, crops: list[Frame]) -> np.ndarray:
-        """L2-normalised ArcFace embeddings, one row per aligned crop; a free batch axis runs them as one call."""
-        if not crops:
-            return np.zeros((0, 512), np.float32)
+    def inputs(self, crops: Sequence[Frame]) -> list[np.ndarray]:
         norm = self.spec.normalisation
-        blob = cv2.dnn.blobFromImages(crops, 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)
-        (input_name,), outputs = self.layout.input_names, list(self.layout.output_names)
-        if self.layout.batch_free:
-            embeddings = self.session.run(outputs, {input_name: blob})[0]
-        else:
-            embeddings = np.vstack([self.session.run(outputs, {input_name: blob[i : i + 1]})[0] for i in range(len(crops))])
-        return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        return [cv2.dnn.blobFromImages(list(crops), 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)]  # type: ignore[call-overload]
 
-    def latents(self, identities: np.ndarray) -> list[Latent]:
-        """inswapper's identity input: the normalised embedding mapped through emap, normalised again."""
-        latents = identities @ self.emap
-        latents /= np.maximum(np.linalg.norm(latents, axis=1, keepdims=True), 1e-12)
-        return list(latents.astype(np.float32))
+    def answers(self, outputs: list[np.ndarray], count: int) -> list[Embedding]:
+        embeddings = outputs[0]
+        return list(embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12))
+
+
+def _recognizer(opened: OpenedModel, options: RunOptions) -> FaceRecognizer:
+    return FaceRecognizer(opened)
+
+
+FAMILY = ModelFamily("recognizer", {RECOGNIZER.key: RECOGNIZER}, RECOGNIZER.key, _recognizer)

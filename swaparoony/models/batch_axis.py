@@ -8,14 +8,21 @@ caught by comparing the copy's batched run with the original's item-by-item runs
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from ..errors import ModelFileInvalid
+from .contract import ModelLayout, OutputFinder
+from .onnx_loader import open_session
 from .specs import FREE, ModelSpec
+
+logger = logging.getLogger(__name__)
 
 BATCH_PARAM = "batch"
 SAMPLE_BATCH = 3
@@ -82,3 +89,22 @@ def disagreement(original: ort.InferenceSession, batched: ort.InferenceSession, 
         if worst > TOLERANCE * scale:
             return f"output {name!r} differs from item-by-item runs by up to {worst:.3g}"
     return None
+
+
+def batched_or_original(path: Path, spec: ModelSpec, find_outputs: OutputFinder | None, providers: tuple[str, ...],
+                        original: tuple[ort.InferenceSession, ModelLayout], copy: bytes,
+                        device_id: int) -> tuple[ort.InferenceSession, ModelLayout]:
+    """The free-batch copy's session if it agrees with the original, else the original (logged either way)."""
+    try:
+        batched, batched_layout = open_session(path, spec, providers, find_outputs, copy, device_id)
+        why = None if batched_layout.batch_free else "its batch axis stayed fixed"
+    except ModelFileInvalid as exc:
+        why = f"the free-batch copy does not load ({exc})"
+    if why is None:
+        feeds = sample_inputs(spec, batched_layout.input_names)
+        why = disagreement(original[0], batched, feeds, batched_layout.output_names)
+    if why is not None:
+        logger.warning("%s: runs batches item by item: %s", path.name, why)
+        return original
+    logger.info("%s: runs batches as one call (free-batch copy checked against item-by-item runs)", path.name)
+    return batched, batched_layout

@@ -21,8 +21,10 @@ from typing import TextIO
 
 from ..errors import DownloadError
 from .contract import check_contract
-from .specs import ALL_FILES, DEFAULT_DETECTOR, ModelSpec, Source, model_set
 from .onnx_loader import CPU, file_mismatch
+from .registry import ALL_FILES, FAMILIES, service_files
+from .scrfd import DEFAULT_DETECTOR
+from .specs import ModelSpec, Source
 
 CHUNK = 1024 * 1024
 PARTIAL_DIR = ".partial"
@@ -47,7 +49,7 @@ def manifest(path: Path | None = None, detector: str = DEFAULT_DETECTOR) -> list
     """The built-in table of the files the chosen detector's service needs, or a JSON manifest with the same
     fields (for mirrors and tests)."""
     if path is None:
-        return [FileEntry.of(spec) for spec in model_set(detector)]
+        return [FileEntry.of(spec) for spec in service_files({"detector": detector})]
     data = json.loads(path.read_text())
     return [
         FileEntry(item["path"], int(item["size"]) if item.get("size") is not None else None, item.get("sha256"),
@@ -76,7 +78,7 @@ def contract_problem(path: Path, entry: FileEntry) -> str | None:
     try:
         session = ort.InferenceSession(str(path), providers=[CPU])
         if spec is not None:
-            check_contract(path, spec, session)
+            check_contract(path, spec, session, FAMILIES[spec.role].find_outputs)
     except Exception as exc:  # corrupt protobufs and contract errors both mean "not usable"
         return f"wrong contract: {exc}"
     return None

@@ -13,8 +13,8 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 from ..errors import AcceleratorUnavailable, ModelFileInvalid, ModelFileMissing
-from .contract import ModelLayout, check_contract
-from .specs import LICENCE, ModelSpec
+from .contract import ModelLayout, OutputFinder, check_contract
+from .specs import ModelSpec, licences
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def require_files(models_dir: Path, specs: Sequence[ModelSpec]) -> None:
                   for found in _elsewhere(models_dir, spec.relative_path)]
     lines.append(
         "Run `swaparoony models pull` (or `swaparoony models import --from DIR` for files you brought) and "
-        "restart, or set SWAPAROONY_MODELS_DIR to where they are. " + LICENCE
+        "restart, or set SWAPAROONY_MODELS_DIR to where they are. " + licences(specs)
     )
     raise ModelFileMissing("\n".join(lines))
 
@@ -68,10 +68,11 @@ def session_options() -> ort.SessionOptions:
     return options
 
 
-def open_session(path: Path, spec: ModelSpec, providers: Sequence[str], model: bytes | None = None,
-                 device_id: int = 0) -> tuple[ort.InferenceSession, ModelLayout]:
+def open_session(path: Path, spec: ModelSpec, providers: Sequence[str], find_outputs: OutputFinder | None = None,
+                 model: bytes | None = None, device_id: int = 0) -> tuple[ort.InferenceSession, ModelLayout]:
     """A session (from the file, or from model bytes derived from it) on the given GPU when CUDA is asked for,
-    checked against its role's contract; a CUDA request that silently came up on CPU is refused."""
+    checked against its role's contract (find_outputs: the family's own output discovery); a CUDA request that
+    silently came up on CPU is refused."""
     cuda = {**CUDA_OPTIONS, "device_id": str(device_id)}
     try:
         session = ort.InferenceSession(model if model is not None else str(path), sess_options=session_options(),
@@ -90,7 +91,7 @@ def open_session(path: Path, spec: ModelSpec, providers: Sequence[str], model: b
             "onnxruntime-gpu (not onnxruntime) is installed and that the CUDA and cuDNN libraries it "
             "needs are visible; set SWAPAROONY_PROVIDERS=CPUExecutionProvider to run on CPU on purpose."
         )
-    return session, check_contract(path, spec, session)
+    return session, check_contract(path, spec, session, find_outputs)
 
 
 def trailing_initializer(model: onnx.ModelProto, path: Path, spec: ModelSpec) -> np.ndarray:

@@ -1,21 +1,48 @@
-"""SCRFD adapter (det_10g, det_500m, scrfd_10g_bnkps): letterbox a frame, run the detector, decode anchors into faces."""
+"""SCRFD, the face detector family (det_10g, det_500m, scrfd_10g_bnkps): its files, how its outputs are found by
+structure, and its pre- and post-processing (letterbox a frame, decode anchors into faces)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 
 from ..imaging.face_geometry import non_max_suppression, sort_left_to_right
-from .contract import ModelLayout
-from .specs import DETECTORS, SCRFD_STRIDES, ModelSpec
 from ..types import Face, Frame
+from .family import BatchedModel, ModelFamily, OpenedModel, RunOptions
+from .specs import BATCH, FREE, ModelSpec, Normalisation, Source
 
-DETECTOR_SIZE = DETECTORS["det_10g"].input_size
-"""Every SCRFD the service knows was trained at 640x640; canvases are letterboxed to it."""
+SCRFD_OUTPUTS = {"scores": 1, "boxes": 4, "landmarks": 10}
+"""An SCRFD detector with 5-point landmarks has, per stride, outputs this wide: 9 outputs for strides 8/16/32."""
+SCRFD_STRIDES = (8, 16, 32)
 NMS_THRESHOLD = 0.4
 DETECTION_COLUMNS = 15
 """x1, y1, x2, y2, score, then five (x, y) landmarks: one row per face."""
+
+_INSIGHTFACE = "https://github.com/deepinsight/insightface/releases/download/v0.7"
+
+
+def _scrfd(key: str, relative_path: str, pack: str, size: int | None = None, sha256: str | None = None) -> ModelSpec:
+    """An SCRFD file: all were trained at 640x640 with the same normalisation and one image input."""
+    return ModelSpec(key=key, role="detector", relative_path=relative_path, size=size, sha256=sha256,
+                     sources=(Source(f"{_INSIGHTFACE}/{pack}.zip", f"{key}.onnx"),), input_size=640,
+                     normalisation=Normalisation(127.5, 128.0), inputs=((BATCH, 3, FREE, FREE),))
+
+
+DETECTORS: dict[str, ModelSpec] = {
+    "det_10g": _scrfd("det_10g", "buffalo_l/det_10g.onnx", "buffalo_l", 16_923_827,
+                      "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91"),
+    # buffalo_s: about 20x cheaper than det_10g, for CPU nodes
+    "det_500m": _scrfd("det_500m", "buffalo_s/det_500m.onnx", "buffalo_s"),
+    # antelopev2's detector: SCRFD-10GF with batch norm and landmarks
+    "scrfd_10g_bnkps": _scrfd("scrfd_10g_bnkps", "antelopev2/scrfd_10g_bnkps.onnx", "antelopev2"),
+}
+DEFAULT_DETECTOR = "det_10g"
+DETECTOR = DETECTORS[DEFAULT_DETECTOR]
+DETECTOR_SIZE = DETECTOR.input_size
+"""Every SCRFD the service knows was trained at 640x640; canvases are letterboxed to it."""
 
 
 def letterbox(frame: Frame, size: int = DETECTOR_SIZE) -> tuple[Frame, float]:
@@ -32,7 +59,7 @@ def faces_from_detections(detections: np.ndarray, scale: float) -> list[Face]:
     """Map detector rows back to frame coordinates, ordered left to right."""
     faces = [
         Face(
-            bbox=tuple(float(v) / scale for v in row[:4]),
+            bbox=(float(row[0]) / scale, float(row[1]) / scale, float(row[2]) / scale, float(row[3]) / scale),
             landmarks=(row[5:].reshape(5, 2) / scale).astype(np.float32),
             score=float(row[4]),
         )
@@ -41,37 +68,59 @@ def faces_from_detections(detections: np.ndarray, scale: float) -> list[Face]:
     return sort_left_to_right(faces)
 
 
-class FaceDetector:
-    """Runs an SCRFD detector on letterboxed canvases and returns one detection array per canvas."""
+def scrfd_outputs(session: ort.InferenceSession, spec: ModelSpec, problems: list[str]) -> tuple[str, ...]:
+    """Scores, boxes and landmarks per stride, found by width and size from one run on a blank canvas."""
+    outputs = session.get_outputs()
+    probe = np.zeros((1, 3, spec.input_size, spec.input_size), np.float32)
+    shapes = [result.shape for result in session.run(None, {session.get_inputs()[0].name: probe})]
+    widths = [shape[-1] if len(shape) in (2, 3) else None for shape in shapes]
+    if None in widths:
+        problems.append(f"outputs have shapes {[list(s) for s in shapes]}; SCRFD's are [anchors, width] or [batch, anchors, width]")
+        return ()
+    if len(outputs) == 6 and SCRFD_OUTPUTS["landmarks"] not in widths:
+        problems.append("it has no landmark outputs; swapping needs an SCRFD detector with 5-point landmarks (kps)")
+        return ()
+    ordered: list[str] = []
+    counts: dict[str, list[int]] = {}
+    for kind, width in SCRFD_OUTPUTS.items():
+        found = sorted((i for i, w in enumerate(widths) if w == width), key=lambda i: -int(np.prod(shapes[i][:-1])))
+        if len(found) != len(SCRFD_STRIDES):
+            problems.append(f"{len(found)} outputs {width} wide ({kind}), expected {len(SCRFD_STRIDES)} (one per stride)")
+            return ()
+        ordered += [outputs[i].name for i in found]
+        counts[kind] = [int(np.prod(shapes[i][:-1])) for i in found]
+    cells = [(spec.input_size // stride) ** 2 for stride in SCRFD_STRIDES]
+    anchors = {count // cell for count, cell in zip(counts["scores"], cells) if count % cell == 0}
+    if len(anchors) != 1 or any(counts[kind] != counts["scores"] for kind in counts):
+        problems.append(f"output sizes {counts} do not fit strides {SCRFD_STRIDES} at {spec.input_size}x{spec.input_size}")
+        return ()
+    return tuple(ordered)
 
-    def __init__(self, session: ort.InferenceSession, layout: ModelLayout, spec: ModelSpec, threshold: float) -> None:
-        self.session = session
-        self.layout = layout
-        self.spec = spec
+
+class FaceDetector(BatchedModel[Frame, np.ndarray]):
+    """Runs an SCRFD detector on letterboxed canvases: one array of detection rows per canvas, in canvas pixels."""
+
+    def __init__(self, opened: OpenedModel, threshold: float) -> None:
+        super().__init__(opened)
         self.threshold = threshold
-        self._anchors: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._anchors: dict[tuple[int, int, int], list[np.ndarray]] = {}
 
-    def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
-        """Detect faces on each canvas; rows are in canvas pixels (see DETECTION_COLUMNS)."""
-        if not canvases:
-            return []
+    def inputs(self, canvases: Sequence[Frame]) -> list[np.ndarray]:
         norm = self.spec.normalisation
-        blob = cv2.dnn.blobFromImages(canvases, 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)
-        (input_name,), names = self.layout.input_names, list(self.layout.output_names)
-        if self.layout.batch_free:
-            # [N, anchors, width], or [N * anchors, width] where the export folds the batch: per item either way.
-            per_item = [out.reshape(len(canvases), -1, out.shape[-1]) for out in self.session.run(names, {input_name: blob})]
-            return [self._decode([out[i] for out in per_item], blob.shape[2:]) for i in range(len(canvases))]
-        return [
-            self._decode(self.session.run(names, {input_name: blob[i : i + 1]}), blob.shape[2:])
-            for i in range(len(canvases))
-        ]
+        return [cv2.dnn.blobFromImages(list(canvases), 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)]  # type: ignore[call-overload]
 
-    def _decode(self, outputs: list[np.ndarray], input_hw: tuple[int, int]) -> np.ndarray:
+    def answers(self, outputs: list[np.ndarray], count: int) -> list[np.ndarray]:
+        # [N, anchors, width], or [N * anchors, width] where the export folds the batch: per item either way.
+        per_item = [out.reshape(count, -1, out.shape[-1]) for out in outputs]
+        return [self._decode([out[i] for out in per_item]) for i in range(count)]
+
+    def _decode(self, outputs: list[np.ndarray]) -> np.ndarray:
         """Outputs in the layout's order: scores, then boxes, then landmarks, each for strides 8, 16, 32."""
         rows = []
         levels = len(SCRFD_STRIDES)
-        for level, (stride, centers) in enumerate(zip(SCRFD_STRIDES, self._anchor_centers(input_hw))):
+        size = self.spec.input_size
+        anchors = len(outputs[0]) // ((size // SCRFD_STRIDES[0]) ** 2)  # anchors per feature-map cell
+        for level, (stride, centers) in enumerate(zip(SCRFD_STRIDES, self._anchor_centers(size, size, anchors))):
             scores = outputs[level].reshape(-1)
             hits = np.where(scores >= self.threshold)[0]
             if hits.size == 0:
@@ -87,14 +136,21 @@ class FaceDetector:
         found = np.vstack(rows).astype(np.float32)
         return found[non_max_suppression(found[:, :4], found[:, 4], NMS_THRESHOLD)]
 
-    def _anchor_centers(self, input_hw: tuple[int, int]) -> list[np.ndarray]:
+    def _anchor_centers(self, height: int, width: int, anchors: int) -> list[np.ndarray]:
         """Anchor points per stride (top-left of each cell, as many a cell as the model has), cached per input size."""
-        key = (int(input_hw[0]), int(input_hw[1]))
+        key = (height, width, anchors)
         if key not in self._anchors:
             levels = []
             for stride in SCRFD_STRIDES:
-                rows, cols = key[0] // stride, key[1] // stride
-                grid = np.stack(np.mgrid[:rows, :cols][::-1], axis=-1).reshape(-1, 2).astype(np.float32) * stride
-                levels.append(np.repeat(grid, self.layout.anchors_per_cell, axis=0))
+                rows, cols = height // stride, width // stride
+                grid = np.stack(list(np.mgrid[:rows, :cols][::-1]), axis=-1).reshape(-1, 2).astype(np.float32) * stride
+                levels.append(np.repeat(grid, anchors, axis=0))
             self._anchors[key] = levels
         return self._anchors[key]
+
+
+def _detector(opened: OpenedModel, options: RunOptions) -> FaceDetector:
+    return FaceDetector(opened, options.detection_threshold)
+
+
+FAMILY = ModelFamily("detector", DETECTORS, DEFAULT_DETECTOR, _detector, find_outputs=scrfd_outputs)

@@ -1,5 +1,6 @@
-"""What each model file is, as data: where it lives and comes from, its release checksum, and the facts the
-adapters need (input size, normalisation, alignment, the contract its inputs and outputs keep).
+"""The vocabulary of model files as data: where a file lives and comes from, its release checksum, and the facts
+an adapter needs (input size, normalisation, the contract its inputs and outputs keep). Each family's own files are
+declared in its module (scrfd.py, arcface.py, inswapper.py) and collected by registry.py.
 
 Contracts are structural, not by tensor name: exporters name tensors as they like ('448', 'score_8'),
 and insightface itself finds outputs by position and shape. A batch axis may be 1 or free everywhere.
@@ -7,8 +8,10 @@ and insightface itself finds outputs by position and shape. A batch axis may be 
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
 LICENCE = (
     "InsightFace's buffalo_l, buffalo_s and antelopev2 model packs and inswapper_128 are released for "
@@ -18,7 +21,10 @@ BATCH = None
 """The batch axis: 1 or free in every file."""
 FREE = -1
 """A dimension the pipeline does not fix (the detector's height and width)."""
-Role = Literal["detector", "recognizer", "swapper"]
+MASK_MARGIN = 10
+"""The swapper crop's blend mask: pixels faded to zero at its border, then blurred (sigma) to hide the seam."""
+MASK_SIGMA = 5.0
+Shape = tuple[int | None, ...]
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,8 @@ class ModelSpec:
     """One model file: its release facts, and what the adapter feeding it must know."""
 
     key: str
-    role: Role
+    role: str
+    """The family's role (registry.FAMILIES' key) this file serves."""
     relative_path: str
     size: int | None
     """The release file's size and SHA-256; None where no release checksum is known (then checks only warn)."""
@@ -50,71 +57,31 @@ class ModelSpec:
     sources: tuple[Source, ...]
     input_size: int
     normalisation: Normalisation
-    inputs: tuple[tuple[int | None, ...], ...]
+    inputs: tuple[Shape, ...]
     """Input shapes in the order the adapter feeds them (BATCH: 1 or free; FREE: any)."""
-    outputs: tuple[tuple[int | None, ...], ...] = ()
-    """Output shapes in order; empty for the detector, whose outputs are found by structure (see SCRFD_OUTPUTS)."""
+    outputs: tuple[Shape, ...] = ()
+    """Output shapes in order; empty where the family finds its outputs by structure (SCRFD's)."""
     trailing_initializer_shape: tuple[int, ...] | None = None
+    """The shape of a graph's last initializer the adapter needs (inswapper's emap), read once at load."""
     licence: str = LICENCE
 
 
-SCRFD_OUTPUTS = {"scores": 1, "boxes": 4, "landmarks": 10}
-"""An SCRFD detector with 5-point landmarks has, per stride, outputs this wide: 9 outputs for strides 8/16/32."""
-SCRFD_STRIDES = (8, 16, 32)
-MASK_MARGIN = 10
-"""The swapper crop's blend mask: pixels faded to zero at its border, then blurred (sigma) to hide the seam."""
-MASK_SIGMA = 5.0
-
-_INSIGHTFACE = "https://github.com/deepinsight/insightface/releases/download/v0.7"
-_SCRFD = dict(role="detector", input_size=640, normalisation=Normalisation(127.5, 128.0), inputs=((BATCH, 3, FREE, FREE),))
-
-DETECTORS: dict[str, ModelSpec] = {
-    "det_10g": ModelSpec(
-        key="det_10g", relative_path="buffalo_l/det_10g.onnx", size=16_923_827,
-        sha256="5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91",
-        sources=(Source(f"{_INSIGHTFACE}/buffalo_l.zip", "det_10g.onnx"),), **_SCRFD,  # type: ignore[arg-type]
-    ),
-    "det_500m": ModelSpec(  # buffalo_s: about 20x cheaper than det_10g, for CPU nodes
-        key="det_500m", relative_path="buffalo_s/det_500m.onnx", size=None, sha256=None,
-        sources=(Source(f"{_INSIGHTFACE}/buffalo_s.zip", "det_500m.onnx"),), **_SCRFD,  # type: ignore[arg-type]
-    ),
-    "scrfd_10g_bnkps": ModelSpec(  # antelopev2's detector: SCRFD-10GF with batch norm and landmarks
-        key="scrfd_10g_bnkps", relative_path="antelopev2/scrfd_10g_bnkps.onnx", size=None, sha256=None,
-        sources=(Source(f"{_INSIGHTFACE}/antelopev2.zip", "scrfd_10g_bnkps.onnx"),), **_SCRFD,  # type: ignore[arg-type]
-    ),
-}
-DEFAULT_DETECTOR = "det_10g"
-
-RECOGNIZER = ModelSpec(
-    key="w600k_r50", role="recognizer", relative_path="buffalo_l/w600k_r50.onnx", size=174_383_860,
-    sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
-    sources=(Source(f"{_INSIGHTFACE}/buffalo_l.zip", "w600k_r50.onnx"),),
-    input_size=112, normalisation=Normalisation(127.5, 127.5),
-    inputs=((BATCH, 3, 112, 112),), outputs=((BATCH, 512),),
-)
-"""Always w600k_r50, whatever the detector: inswapper's emap was trained on its embeddings, so another
-recognizer would swap in the wrong identity."""
-
-SWAPPER = ModelSpec(
-    key="inswapper_128", role="swapper", relative_path="inswapper_128.onnx", size=554_253_681,
-    sha256="e4a3f08c753cb72d04e10aa0f7dbe3deebbf39567d4ead6dce08e98aa49e16af",
-    sources=(
-        Source("https://huggingface.co/ezioruan/inswapper_128.onnx/resolve/main/inswapper_128.onnx"),
-        Source("https://github.com/facefusion/facefusion-assets/releases/download/models/inswapper_128.onnx"),
-    ),
-    input_size=128, normalisation=Normalisation(0.0, 255.0),
-    # The aligned destination crop and the identity latent (found by rank, whatever their order), one output.
-    inputs=((BATCH, 3, 128, 128), (BATCH, 512)), outputs=((BATCH, 3, 128, 128),),
-    # inswapper keeps its 512x512 identity projection (emap) as the graph's last initializer.
-    trailing_initializer_shape=(512, 512),
-)
+def licences(specs: Iterable[ModelSpec]) -> str:
+    """The licences of these files, each said once."""
+    return " ".join(dict.fromkeys(spec.licence for spec in specs))
 
 
-def model_set(detector: str = DEFAULT_DETECTOR) -> tuple[ModelSpec, ModelSpec, ModelSpec]:
-    """The files a service with this detector needs: detector, recognizer, swapper."""
-    return DETECTORS[detector], RECOGNIZER, SWAPPER
+_MOVED = {"DETECTORS": "scrfd", "DEFAULT_DETECTOR": "scrfd", "DETECTOR": "scrfd", "SCRFD_OUTPUTS": "scrfd",
+          "SCRFD_STRIDES": "scrfd", "RECOGNIZER": "arcface", "SWAPPER": "inswapper", "ALL_FILES": "registry",
+          "DEFAULT_MODELS": "registry", "model_set": "registry"}
 
 
-DETECTOR = DETECTORS[DEFAULT_DETECTOR]
-DEFAULT_MODELS = model_set()
-ALL_FILES = (*DETECTORS.values(), RECOGNIZER, SWAPPER)
+def __getattr__(name: str) -> Any:
+    """The names that moved to their family's module or the registry, for the importers not yet moved (settings.py,
+    bento_models.py, tests/test_bento.py, tests/test_faults.py); imported lazily, since those modules import this one."""
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__package__}.{_MOVED[name]}")
+    if name == "model_set":  # model_set(detector) was the three files; service_files takes a choice per role
+        return lambda detector="det_10g": module.service_files({"detector": detector})
+    return getattr(module, name)
