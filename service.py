@@ -26,7 +26,7 @@ from http_api.deadline import RequestDeadlineMiddleware
 from http_api.error_bodies import ErrorBodyMiddleware
 from http_api.metrics import OutcomeMiddleware, service_metrics
 from http_api.model_client import BatchedFaceModels
-from http_api.model_wire import FaceSwapBatchItem, FaceSwapBatchOut
+from http_api.model_wire import Carried
 from http_api.readiness import ReadinessMiddleware
 from http_api.front_door import FrontDoorMiddleware
 from http_api.gallery_admin import gallery_admin
@@ -42,11 +42,13 @@ from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine
 from swaparoony.errors import (
     AcceleratorUnavailable, CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError,
 )
+from swaparoony.models import swap_pipeline
 from swaparoony.models.cache import ModelCache
-from swaparoony.models.model_set import ModelSet
+from swaparoony.models.family import RunOptions
+from swaparoony.models.loaded_models import LoadedModels
 from swaparoony.results_archive import results_archive
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
-from swaparoony.types import FaceSwapRequest
+from swaparoony.types import FaceSwapRequest, FaceSwapResult
 
 logger = logging.getLogger("swaparoony")
 logger.setLevel(logging.INFO)
@@ -95,7 +97,7 @@ class FaceModels:
         stored_models = bentoml.models.BentoModel(bento_models.TAG)
 
     def __init__(self) -> None:
-        self.model_set: ModelSet | None = None
+        self.loaded: LoadedModels | None = None
         self.problem: str | None = None
         self.drained = DrainMarks()
         self.drained.clear()
@@ -103,11 +105,11 @@ class FaceModels:
         models_dir = settings.models_dir or bento_models.stored_dir() or DEFAULT_MODELS_DIR
         device = ((bentoml.server_context.worker_index or 1) - 1) % settings.model_workers  # BentoML counts from 1
         try:
-            self.model_set = ModelSet.load(models_dir, settings.providers, settings.detection_threshold, settings.detector,
-                                           settings.rebatch, ModelCache(settings.state_dir), device)
-            self.model_set.telemetry = service_metrics()
-            logger.info("models ready, providers %s, batch as one call %s", self.model_set.providers,
-                        self.model_set.batching)
+            self.loaded = LoadedModels.load(models_dir, settings.providers, RunOptions(settings.detection_threshold),
+                                            {"detector": settings.detector}, settings.rebatch,
+                                            ModelCache(settings.state_dir), device)
+            self.loaded.telemetry = service_metrics()
+            logger.info("models ready, providers %s, batch as one call %s", self.loaded.providers, self.loaded.batching)
         except AcceleratorUnavailable:
             raise  # refuse to start rather than run a GPU deployment silently on CPU
         except ModelsUnavailable as exc:
@@ -115,7 +117,7 @@ class FaceModels:
             logger.error("models unavailable; APIs answer 503 until fixed and restarted:\n%s", exc)
 
     def __is_ready__(self) -> bool:
-        return self.model_set is not None
+        return self.loaded is not None
 
     @bentoml.on_startup
     async def keep_serving_while_the_api_drains(self) -> None:
@@ -126,8 +128,8 @@ class FaceModels:
     @bentoml.api
     def status(self) -> dict[str, Any]:
         """Whether the models loaded, and if not, what to do about it."""
-        providers = self.model_set.providers if self.model_set else {}
-        return {"ready": self.model_set is not None, "problem": self.problem, "providers": providers}
+        providers = self.loaded.providers if self.loaded else {}
+        return {"ready": self.loaded is not None, "problem": self.problem, "providers": providers}
 
     @bentoml.api(**BATCHING)
     def detect(self, canvases: list[np.ndarray]) -> list[np.ndarray]:
@@ -137,19 +139,18 @@ class FaceModels:
         return found
 
     @bentoml.api(**BATCHING)
-    def swap_faces(self, requests: list[FaceSwapBatchItem]) -> list[FaceSwapBatchOut]:
+    def swap_faces(self, requests: list[Carried[FaceSwapRequest]]) -> list[Carried[FaceSwapResult]]:
         """Per request, its source faces swapped into their destination crops, with each result's identity
         similarity: the embeddings and latents stay here, so a request makes two calls to this service
         (detect, swap_faces), not three."""
-        done = self._models().swap_faces([FaceSwapRequest(list(r.sources), list(r.targets), list(r.pairs), r.colour_match)
-                                          for r in requests])
+        done = swap_pipeline.swap_faces(self._models(), requests)
         self.answered.add(len(requests))
-        return [FaceSwapBatchOut(crops=np.stack(result.crops), similarity=result.similarity) for result in done]
+        return done
 
-    def _models(self) -> ModelSet:
-        if self.model_set is None:
+    def _models(self) -> LoadedModels:
+        if self.loaded is None:
             raise bentoml.exceptions.ServiceUnavailable(self.problem or "models not loaded")
-        return self.model_set
+        return self.loaded
 
 
 def http_config(origins: tuple[str, ...]) -> dict[str, Any]:

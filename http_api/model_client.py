@@ -1,4 +1,4 @@
-"""The engine's FaceModels over the model service: batched remote calls, or direct ones in-process."""
+"""The engine's ModelCalls over the model service: batched remote calls, or direct ones in-process."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import numpy as np
 from swaparoony.errors import ServiceNotReady
 from swaparoony.types import FaceSwapRequest, FaceSwapResult, Frame
 
-from .model_wire import FaceSwapBatchItem, FaceSwapBatchOut
-
 logger = logging.getLogger("swaparoony")
 MODEL_CALL_ATTEMPTS = 3
 
 
 class BatchedFaceModels:
-    """The engine's FaceModels, calling the model service (remote and batched, or in-process)."""
+    """The engine's ModelCalls, calling the FaceModels service (remote and batched, or in-process); the core's
+    request and result types travel as they are (model_wire.py)."""
 
     def __init__(self, service: Any) -> None:
         self.service = service
@@ -50,10 +49,7 @@ class BatchedFaceModels:
         return await self._call("detect", canvases)
 
     async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
-        batch = [FaceSwapBatchItem(sources=np.stack(r.sources), targets=np.stack(r.targets), pairs=r.pairs,
-                                   colour_match=r.colour_match) for r in requests]
-        answers: list[FaceSwapBatchOut] = await self._call("swap_faces", batch)
-        return [FaceSwapResult(list(answer.crops), list(answer.similarity)) for answer in answers]
+        return await self._call("swap_faces", requests)
 
 
 def _dropped_connection(exc: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""How the API service calls the model service when a pooled connection has been dropped."""
+"""How the API service calls the model service: the core's types on the wire, and a pooled connection dropped."""
 
 from __future__ import annotations
 
@@ -6,10 +6,45 @@ import asyncio
 from types import SimpleNamespace
 
 import aiohttp
+import numpy as np
 import pytest
+from _bentoml_impl.serde import Payload, PickleSerde
+from _bentoml_sdk.io_models import IODescriptor
 
 from http_api.model_client import MODEL_CALL_ATTEMPTS, BatchedFaceModels
+from http_api.model_wire import Carried
 from swaparoony.errors import ServiceNotReady
+from swaparoony.types import FaceSwapRequest, FaceSwapResult
+
+
+def swap_faces(requests: list[Carried[FaceSwapRequest]]) -> list[Carried[FaceSwapResult]]:
+    """The model service's swap_faces signature, for BentoML to build its input and output models from."""
+    return []
+
+
+def over_the_wire(spec: type[IODescriptor], model: IODescriptor) -> IODescriptor:
+    """Through BentoML's pickle serde, as a call between the services goes: serialized, joined, read back."""
+    sent = PickleSerde().serialize_model(model)
+    received = Payload([b"".join(bytes(chunk) for chunk in sent.data)], sent.metadata)
+    return PickleSerde().deserialize_model(received, spec)
+
+
+def test_the_cores_request_and_result_cross_between_the_services_as_they_are() -> None:
+    """What model_wire.Carried relies on in BentoML 1.4.39: a schema it can build, and each dataclass rebuilt."""
+    rng = np.random.default_rng(0)
+    request = FaceSwapRequest([rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)],
+                              [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(2)], [0, 0], True)
+    result = FaceSwapResult([rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)], [0.5])
+    inputs, outputs = IODescriptor.from_input(swap_faces), IODescriptor.from_output(swap_faces)
+    assert inputs.model_json_schema()["properties"]["requests"]["items"] == {"type": "object"}
+    assert outputs.mime_type() == "application/json"
+    (got,) = over_the_wire(inputs, inputs.from_inputs([request])).requests  # type: ignore[attr-defined]
+    assert isinstance(got, FaceSwapRequest) and (got.pairs, got.color_match) == ([0, 0], True)
+    assert all(np.array_equal(a, b) for a, b in zip(got.sources + got.targets, request.sources + request.targets))
+    (answer,) = over_the_wire(outputs, outputs([result])).root  # type: ignore[attr-defined, call-arg]
+    assert isinstance(answer, FaceSwapResult) and answer.similarity == [0.5]
+    assert np.array_equal(answer.crops[0], result.crops[0])
+    assert len(PickleSerde().serialize_model(inputs.from_inputs([request])).data) == 4  # each array out of band
 
 
 def proxy_failing(times: int, error: Exception | None = None) -> tuple[SimpleNamespace, list[int]]:
