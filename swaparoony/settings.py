@@ -11,7 +11,7 @@ from typing import Any, Literal, TypedDict
 from .cpu_budget import default_api_workers
 from .errors import SettingsError
 from .models.gpu_budget import default_model_workers
-from .models.specs import DETECTORS
+from .models.scrfd import DETECTORS
 
 MIB = 1024 * 1024
 DEFAULT_MODELS_DIR = Path("models")
