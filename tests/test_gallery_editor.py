@@ -8,7 +8,8 @@ from pathlib import Path
 from conftest import encode
 from generated_models import draw_faces
 from swaparoony.engine import SwapEngine
-from swaparoony.models.model_set import LocalFaceModels, ModelSet
+from swaparoony.models.loaded_models import LoadedModels
+from swaparoony.models.model_calls import LocalModelCalls
 from swaparoony.settings import Settings
 
 
@@ -17,7 +18,7 @@ def test_the_first_portrait_creates_the_gallery_directory(tmp_path: Path, models
 
     async def scenario() -> tuple[int, bool, list[str]]:
         settings = Settings(destinations_dir=directory, state_dir=tmp_path / "state", content_credentials="xmp")
-        engine = await SwapEngine.start(LocalFaceModels(ModelSet.load(models_dir, None, 0.5)), settings)
+        engine = await SwapEngine.start(LocalModelCalls(LoadedModels.load(models_dir)), settings)
         try:
             destination, new = await engine.editor.put("first.jpg", encode(draw_faces((640, 640), [(320, 320)])))
             return len(destination.faces), new, list(engine.gallery.destinations)
