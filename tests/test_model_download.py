@@ -23,7 +23,7 @@ from generated_models import detector_model
 from swaparoony.cli import main
 from swaparoony.models.arcface import RECOGNIZER
 from swaparoony.models.inswapper import SWAPPER
-from swaparoony.models.registry import DEFAULT_MODELS
+from swaparoony.models.registry import service_files
 from swaparoony.models.scrfd import DETECTOR, DETECTORS
 
 
@@ -67,7 +67,7 @@ class MirrorHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def files(models_dir: Path) -> dict[str, bytes]:
     """The generated models as bytes, and a buffalo_l.zip holding the detector and recognizer."""
-    content = {spec.relative_path: (models_dir / spec.relative_path).read_bytes() for spec in DEFAULT_MODELS}
+    content = {spec.relative_path: (models_dir / spec.relative_path).read_bytes() for spec in service_files()}
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
         for spec in (DETECTOR, RECOGNIZER):
@@ -89,7 +89,7 @@ def mirror(files: dict[str, bytes]) -> Iterator[Mirror]:
 def write_manifest(path: Path, files: dict[str, bytes], sources: dict[str, list[dict]]) -> Path:
     entries = [{"path": spec.relative_path, "size": len(files[spec.relative_path]),
                 "sha256": hashlib.sha256(files[spec.relative_path]).hexdigest(), "sources": sources[spec.relative_path]}
-               for spec in DEFAULT_MODELS]
+               for spec in service_files()]
     path.write_text(json.dumps({"files": entries}))
     return path
 
@@ -113,7 +113,7 @@ def test_pull_skips_a_404_mirror_verifies_and_says_the_licence(mirror: Mirror, f
     manifest = write_manifest(tmp_path / "m.json", files, standard_sources(mirror.url, ["/files/inswapper_128.onnx"]))
     models = tmp_path / "models"
     assert run("models", "pull", "--models-dir", str(models), "--manifest", str(manifest)) == 0
-    for spec in DEFAULT_MODELS:
+    for spec in service_files():
         assert (models / spec.relative_path).read_bytes() == files[spec.relative_path]
     err = capsys.readouterr().err
     assert "non-commercial research" in err and "HTTP 404" in err and "MiB" in err
@@ -184,7 +184,7 @@ def test_import_copies_and_verifies_brought_files(files: dict, tmp_path: Path, c
     models = tmp_path / "models"
     assert run("models", "import", "--from", str(brought), "--models-dir", str(models), "--manifest", str(manifest)) == 0
     assert "buffalo_l.zip:det_10g.onnx" in capsys.readouterr().out
-    assert all((models / spec.relative_path).read_bytes() == files[spec.relative_path] for spec in DEFAULT_MODELS)
+    assert all((models / spec.relative_path).read_bytes() == files[spec.relative_path] for spec in service_files())
 
     (brought / "inswapper_128.onnx").write_bytes(b"truncated")
     (models / SWAPPER.relative_path).unlink()
@@ -243,7 +243,7 @@ def test_ensure_downloads_only_what_is_missing_and_only_with_the_licence_accepte
     assert "non-commercial research" in err and "SWAPAROONY_ACCEPT_MODEL_LICENCE=1" in err and not models.exists()
     monkeypatch.setenv("SWAPAROONY_ACCEPT_MODEL_LICENCE", "1")
     assert run("models", "ensure", "--models-dir", str(models), "--manifest", str(manifest)) == 0
-    assert all((models / spec.relative_path).read_bytes() == files[spec.relative_path] for spec in DEFAULT_MODELS)
+    assert all((models / spec.relative_path).read_bytes() == files[spec.relative_path] for spec in service_files())
     requests = len(mirror.requests)
     assert run("models", "ensure", "--models-dir", str(models), "--manifest", str(manifest)) == 0
     assert "model files in place" in capsys.readouterr().out and len(mirror.requests) == requests

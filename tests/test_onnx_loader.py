@@ -15,7 +15,7 @@ from swaparoony.errors import AcceleratorUnavailable, ModelFileInvalid, ModelFil
 from swaparoony.models.cache import ModelCache
 from swaparoony.models.inswapper import SWAPPER
 from swaparoony.models.loaded_models import LoadedModels
-from swaparoony.models.registry import DEFAULT_MODELS
+from swaparoony.models.registry import service_files
 from swaparoony.models.scrfd import DETECTOR
 from swaparoony.models.onnx_loader import CPU, CUDA, default_providers, warn_if_not_release
 
@@ -34,14 +34,14 @@ def test_generated_models_load_through_the_real_loader(models_dir: Path) -> None
 def test_missing_files_are_listed_with_paths_and_sources(tmp_path: Path) -> None:
     with pytest.raises(ModelFileMissing) as caught:
         LoadedModels.load(tmp_path)
-    for spec in DEFAULT_MODELS:
+    for spec in service_files():
         assert str((tmp_path / spec.relative_path).resolve()) in str(caught.value)
         assert spec.sources[0].url in str(caught.value)
 
 
 def test_files_in_the_wrong_layout_are_found_and_the_move_named(models_dir: Path, tmp_path: Path) -> None:
     # A data connection's bucket filled flat: every file at the top, none in buffalo_l/.
-    for spec in DEFAULT_MODELS:
+    for spec in service_files():
         shutil.copy(models_dir / spec.relative_path, tmp_path / Path(spec.relative_path).name)
     with pytest.raises(ModelFileMissing) as caught:
         LoadedModels.load(tmp_path)

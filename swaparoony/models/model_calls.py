@@ -24,7 +24,7 @@ class ModelCalls(Protocol):
 
 
 class LocalModelCalls:
-    """ModelCalls answered by models loaded in this process, for the CLI, tests and benchmarks (no batching server)."""
+    """ModelCalls answered by models loaded in this process, for tests and benchmarks (no batching server)."""
 
     def __init__(self, models: LoadedModels) -> None:
         self.models = models

@@ -30,5 +30,4 @@ def service_files(choices: Choices | None = None) -> tuple[ModelSpec, ...]:
     return tuple(FAMILIES[role].files[key] for role, key in keys.items() if key is not None)
 
 
-DEFAULT_MODELS = service_files()
 ALL_FILES = tuple(spec for family in FAMILIES.values() for spec in family.files.values())

@@ -84,4 +84,6 @@ def __getattr__(name: str) -> Any:
     module = importlib.import_module(f"{__package__}.{_MOVED[name]}")
     if name == "model_set":  # model_set(detector) was the three files; service_files takes a choice per role
         return lambda detector="det_10g": module.service_files({"detector": detector})
+    if name == "DEFAULT_MODELS":
+        return module.service_files()
     return getattr(module, name)
