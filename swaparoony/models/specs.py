@@ -77,8 +77,9 @@ _MOVED = {"DETECTORS": "scrfd", "DEFAULT_DETECTOR": "scrfd", "DETECTOR": "scrfd"
 
 
 def __getattr__(name: str) -> Any:
-    """The names that moved to their family's module or the registry, for the importers not yet moved (settings.py,
-    bento_models.py, tests/test_bento.py, tests/test_faults.py); imported lazily, since those modules import this one."""
+    """The names that moved to their family's module or the registry, for the importers not yet moved (bento_models.py,
+    tests/conftest.py, tests/test_bento.py, tests/test_faults.py); imported lazily, since the families import this
+    module. Goes once they import from scrfd, arcface, inswapper and registry."""
     if name not in _MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = importlib.import_module(f"{__package__}.{_MOVED[name]}")
