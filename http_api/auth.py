@@ -10,15 +10,8 @@ from __future__ import annotations
 import hmac
 
 from .asgi import ASGIApp, Receive, Scope, Send, header, send_error
+from .routes import OPEN_PATHS, OPEN_PREFIXES, OPERATOR_PREFIX
 
-OPEN_PATHS = frozenset({
-    "/livez", "/readyz", "/healthz", "/metrics",           # probes and monitoring
-    "/api/v1/health", "/v1/models/swaparoony-face-swap",    # the original API's health routes
-    "/", "/docs.json",                                      # Swagger UI and the OpenAPI document
-})
-OPEN_PREFIXES = ("/static_content/",)
-OPERATOR_PREFIX = "/destinations/"
-"""PUT and DELETE under it need the operator token, not the API token."""
 OPERATOR_METHODS = frozenset({"PUT", "DELETE"})
 CLOSED = ("Managing the gallery over the API is turned off: the operator sets SWAPAROONY_ADMIN_TOKEN on the server "
           "and sends 'Authorization: Bearer <that token>'.")

@@ -1,7 +1,7 @@
 """The original Swaparoony API (FastAPI and KServe v1 forms), so its React frontend and scripts work unchanged.
 
-Mounted on the entry service; every route calls the same engine as the typed APIs and only
-reshapes its results and errors into the original bodies.
+Mounted on the entry service by the serving layer, which hands it the engine; every route calls the same engine
+as the typed APIs and only reshapes its results and errors into the original bodies.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-import bentoml
 import pybase64
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -21,26 +20,18 @@ from swaparoony.errors import BadRequest, FaceIdOutOfRange, NoFaceFound, Swaparo
 from swaparoony.settings import Settings
 
 from . import kserve_body
+from .gallery_admin import Engine
+from .routes import MODEL_NAME, PREDICT_PATH
 from .schemas import MAX_FACE_ID
 
-MODEL_NAME = "swaparoony-face-swap"
-PREDICT_PATH = f"/v1/models/{MODEL_NAME}:predict"
 TAGS: list[str | Enum] = ["Original Swaparoony API"]
 # The original FastAPI service answered 400 for all of these; other statuses keep their own code.
 ORIGINAL_400 = (UndecodableImage, UnsupportedImageFormat, NoFaceFound, FaceIdOutOfRange, BadRequest)
 
-app = FastAPI(
-    title="Swaparoony original API", description="Drop-in routes of the original Swaparoony service.",
-    # The service's own /docs.json and Swagger UI document these routes; no second set of docs beside them.
-    docs_url=None, redoc_url=None, openapi_url=None,
-    form_limits={"max_files": Settings.max_form_parts, "max_fields": Settings.max_form_parts,
-                 "max_part_size": Settings.max_form_field_bytes},
-)
 FORM_HINT = ("Send multipart/form-data with an image file and whole numbers source_face_id and destination_face_id "
              "(1 is the leftmost face).")
 
 
-@app.exception_handler(RequestValidationError)
 async def malformed_fields(request: Request, exc: RequestValidationError) -> JSONResponse:
     """400 with one sentence naming each bad field, never echoing its value: /api/v1/swap in the original's
     {"detail"} shape, the operator routes in the service's {"error", "code"}. FastAPI's 422 listed the input."""
@@ -76,10 +67,6 @@ class OriginalSwapResponse(BaseModel):
     faces_detected_in_source: int
 
 
-def _service() -> Any:
-    return bentoml.get_current_service()
-
-
 def original_body(outcome: SwapOutcome) -> dict[str, Any]:
     """The original success body: base64 JPEGs and the source face count."""
     return {
@@ -93,61 +80,74 @@ def original_body(outcome: SwapOutcome) -> dict[str, Any]:
     }
 
 
-async def _swap(upload: bytes, source_face_id: int, destination_face_id: int) -> SwapOutcome:
-    engine = await _service().engine()
-    return await engine.swap(upload, SwapOptions(source_face_id, destination_face_id, None, "jpeg"))
+def original_app(engine: Engine, *routers: APIRouter) -> FastAPI:
+    """The FastAPI app BentoML mounts at /: the original API's routes on this engine, and the given routers."""
+    app = FastAPI(
+        title="Swaparoony original API", description="Drop-in routes of the original Swaparoony service.",
+        # The service's own /docs.json and Swagger UI document these routes; no second set of docs beside them.
+        docs_url=None, redoc_url=None, openapi_url=None,
+        form_limits={"max_files": Settings.max_form_parts, "max_fields": Settings.max_form_parts,
+                     "max_part_size": Settings.max_form_field_bytes},
+    )
+    app.add_exception_handler(RequestValidationError, malformed_fields)  # type: ignore[arg-type]
+    app.include_router(original_routes(engine))
+    for router in routers:
+        app.include_router(router)
+    return app
 
 
-@app.post("/api/v1/swap", summary="Original FastAPI swap (multipart)", response_model=OriginalSwapResponse, tags=TAGS)
-async def api_v1_swap(
-    image: UploadFile = File(...), source_face_id: int = Form(1), destination_face_id: int = Form(1)
-) -> JSONResponse:
-    """Swap one upload face into every destination, answering as the original FastAPI service did."""
-    try:
-        outcome = await _swap(await image.read(), *_face_ids(source_face_id, destination_face_id))
-    except SwaparoonyError as exc:
-        status = 400 if isinstance(exc, ORIGINAL_400) else exc.status
-        return JSONResponse({"detail": str(exc)}, status_code=status)
-    return JSONResponse(original_body(outcome))
+def original_routes(engine: Engine) -> APIRouter:
+    """/api/v1/swap and /api/v1/health as the original FastAPI service had them, and KServe v1's predict and
+    model readiness as the React frontend calls them."""
+    router = APIRouter(tags=TAGS)
 
+    async def swapped(upload: bytes, source_face_id: int, destination_face_id: int) -> SwapOutcome:
+        return await (await engine()).swap(upload, SwapOptions(source_face_id, destination_face_id, None, "jpeg"))
 
-@app.get("/api/v1/health", summary="Original health check", tags=TAGS)
-async def api_v1_health() -> dict[str, Any]:
-    """Healthy while the process runs; models_loaded says whether swaps can run."""
-    ready, count = await _readiness()
-    return {"status": "healthy", "models_loaded": ready, "destination_images_count": count}
+    async def readiness() -> tuple[bool, int]:
+        try:
+            ready = await engine()
+        except SwaparoonyError:
+            return False, 0
+        return True, len(ready.gallery.destinations)
 
+    @router.post("/api/v1/swap", summary="Original FastAPI swap (multipart)", response_model=OriginalSwapResponse)
+    async def api_v1_swap(
+        image: UploadFile = File(...), source_face_id: int = Form(1), destination_face_id: int = Form(1)
+    ) -> JSONResponse:
+        """Swap one upload face into every destination, answering as the original FastAPI service did."""
+        try:
+            outcome = await swapped(await image.read(), *_face_ids(source_face_id, destination_face_id))
+        except SwaparoonyError as exc:
+            status = 400 if isinstance(exc, ORIGINAL_400) else exc.status
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse(original_body(outcome))
 
-@app.post(
-    PREDICT_PATH,
-    summary="KServe v1 predict, as the React frontend calls it",
-    tags=TAGS,
-    openapi_extra={"requestBody": PREDICT_REQUEST},
-    response_model=OriginalSwapResponse,
-)
-async def kserve_predict(request: Request) -> JSONResponse:
-    """JSON `{image: base64 (data URL prefix allowed), source_face_id, destination_face_id}`."""
-    try:
-        upload, payload = await kserve_body.read(request)
-        outcome = await _swap(upload, *_face_ids(payload.get("source_face_id", 1), payload.get("destination_face_id", 1)))
-    except SwaparoonyError as exc:
-        return JSONResponse({"success": False, "error": exc.title, "detail": str(exc)}, status_code=exc.status)
-    return JSONResponse(original_body(outcome))
+    @router.get("/api/v1/health", summary="Original health check")
+    async def api_v1_health() -> dict[str, Any]:
+        """Healthy while the process runs; models_loaded says whether swaps can run."""
+        ready, count = await readiness()
+        return {"status": "healthy", "models_loaded": ready, "destination_images_count": count}
 
+    @router.post(PREDICT_PATH, summary="KServe v1 predict, as the React frontend calls it",
+                 openapi_extra={"requestBody": PREDICT_REQUEST}, response_model=OriginalSwapResponse)
+    async def kserve_predict(request: Request) -> JSONResponse:
+        """JSON `{image: base64 (data URL prefix allowed), source_face_id, destination_face_id}`."""
+        try:
+            upload, payload = await kserve_body.read(request)
+            outcome = await swapped(upload, *_face_ids(payload.get("source_face_id", 1),
+                                                       payload.get("destination_face_id", 1)))
+        except SwaparoonyError as exc:
+            return JSONResponse({"success": False, "error": exc.title, "detail": str(exc)}, status_code=exc.status)
+        return JSONResponse(original_body(outcome))
 
-@app.get(f"/v1/models/{MODEL_NAME}", summary="KServe v1 model readiness", tags=TAGS)
-async def kserve_model() -> dict[str, Any]:
-    """Whether the model is ready to predict."""
-    ready, _ = await _readiness()
-    return {"name": MODEL_NAME, "ready": ready}
+    @router.get(f"/v1/models/{MODEL_NAME}", summary="KServe v1 model readiness")
+    async def kserve_model() -> dict[str, Any]:
+        """Whether the model is ready to predict."""
+        ready, _ = await readiness()
+        return {"name": MODEL_NAME, "ready": ready}
 
-
-async def _readiness() -> tuple[bool, int]:
-    try:
-        engine = await _service().engine()
-    except SwaparoonyError:
-        return False, 0
-    return True, len(engine.gallery.destinations)
+    return router
 
 
 def _face_ids(*ids: Any) -> tuple[int, ...]:

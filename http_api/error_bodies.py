@@ -8,9 +8,11 @@ OpenAPI schema both get a plain sentence instead.
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Any
 
 from .asgi import ASGIApp, Receive, Scope, Send
+from .routes import ErrorShape, error_shape
 
 
 def readable(body: Any) -> dict[str, str] | None:
@@ -68,3 +70,53 @@ class ErrorBodyMiddleware:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class RouteErrorShapeMiddleware:
+    """The original API's routes answer every error, the middlewares' included (timeouts, limits, tokens), in the
+    shape their clients parse: {"detail"} for /api/v1/swap, {"success": false, "error", "detail"} for KServe's
+    predict; the service's short code rides along as "code". Outermost, so it sees every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        shape = error_shape(scope.get("path", "")) if scope["type"] == "http" else "service"
+        if shape == "service":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+
+        async def reshaping_send(message: dict[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message
+            elif start is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body = reshaped(b"".join(chunks), start["status"], shape)
+                    headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+                    await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+                    await send({"type": "http.response.body", "body": body})
+            else:
+                await send(message)
+
+        await self.app(scope, receive, reshaping_send)
+
+
+def reshaped(body: bytes, status: int, shape: ErrorShape) -> bytes:
+    """An error body in the service's shape rewritten into the route's; any other body as it was."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(parsed, dict) or set(parsed) != {"error", "code"}:
+        return body  # already in the route's own shape (the route answered it)
+    if shape == "original":
+        return json.dumps({"detail": parsed["error"], "code": parsed["code"]}).encode()
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:  # a status Python does not name
+        title = "Error"
+    return json.dumps({"success": False, "error": title, "detail": parsed["error"], "code": parsed["code"]}).encode()

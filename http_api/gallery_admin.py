@@ -37,6 +37,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 bearer = HTTPBearer(auto_error=False, scheme_name="operatorToken",
                     description="The operator token, SWAPAROONY_ADMIN_TOKEN (not the API token).")
 Engine = Callable[[], Awaitable[SwapEngine]]
+"""The engine, once it can be built; raises ServiceNotReady (or another SwaparoonyError) until then."""
 
 
 def gallery_admin(engine: Engine) -> APIRouter:

@@ -14,11 +14,10 @@ from prometheus_client import Counter, Gauge, Histogram
 import swaparoony
 
 from .asgi import ASGIApp, Message, Receive, Scope, Send
+from .routes import COUNTED
 
 SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 CLIENT_CLOSED = 499
-ROUTES = frozenset({"/swap", "/swap_image", "/swap_sheet", "/faces", "/faces_image", "/destinations",
-                    "/api/v1/swap", "/v1/models/swaparoony-face-swap:predict"})
 
 
 class ServiceMetrics:
@@ -69,7 +68,7 @@ class OutcomeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = scope.get("path", "")
-        if scope["type"] != "http" or route not in ROUTES:
+        if scope["type"] != "http" or route not in COUNTED:
             await self.app(scope, receive, send)
             return
         status, code = 0, "ok"

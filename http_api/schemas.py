@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
@@ -13,7 +13,7 @@ import PIL.Image
 import pybase64
 from bentoml import IODescriptor
 from bentoml.validators import ContentType
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WrapValidator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WrapValidator, create_model
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse
 
@@ -73,6 +73,31 @@ def _names(value: Any) -> Any:
 
 
 DestinationNames = Annotated[list[str] | None, BeforeValidator(_names)]
+SWAP_OPTIONS: dict[str, Any] = {
+    "source_face_id": (FaceId, 1),
+    "destination_face_id": (DestinationFaceId, 1),
+    "output_format": (OutputFormat, "jpeg"),
+    "pixel_boost": (PixelBoost, 128),
+    "face_map": (FaceMapText, None),
+    "color_match": (bool, False),
+}
+"""The options every swap API takes, declared once: name -> (type, default), in the order Swagger UI lists them."""
+
+
+def swap_input(name: str, **own: Any) -> type[IODescriptor]:
+    """A swap API's input model: the upload, the fields only this API takes, then SWAP_OPTIONS.
+
+    BentoML builds an API's form from one flat model (a nested options model would nest the form fields under one
+    name and break every client), so each API's model is generated from the one declaration instead.
+    """
+    return create_model(name, __base__=IODescriptor, __module__=__name__, image=(ImageUpload, ...), **own,
+                        **SWAP_OPTIONS)
+
+
+SWAP_INPUT = swap_input("SwapInput", destinations=(DestinationNames, None))
+"""/swap, /swap_zip and /swap_sheet: every selected destination (all by default)."""
+ONE_SWAP_INPUT = swap_input("SwapImageInput", destination=(str, ...))
+"""/swap_image: one destination, named."""
 
 
 class PlacedFaceOut(BaseModel):
@@ -168,11 +193,21 @@ ARCHIVE = IODescriptor.from_output(_an_archive)
 and their real Content-Type (a Response), so BentoML never re-encodes them."""
 
 
-def swap_options(source_face_id: int, destination_face_id: int, destinations: tuple[str, ...], output_format: OutputFormat,
-                 pixel_boost: int, face_map: str | None, color_match: bool) -> SwapOptions:
+def upload_bytes(image: object) -> bytes:
+    """The uploaded file's bytes: ImageUpload is declared a picture, for Swagger UI's file picker, and holds bytes."""
+    if not isinstance(image, bytes):
+        raise TypeError(f"the upload arrived as {type(image).__name__}, not bytes")
+    return image
+
+
+def swap_options(fields: Mapping[str, Any]) -> SwapOptions:
     """The engine's options from a swap API's fields (face_map parsed here, so a bad one is a 400 naming it)."""
-    return SwapOptions(source_face_id, destination_face_id, destinations, output_format, pixel_boost,
-                       parse_face_map(face_map), color_match)
+    if "destination" in fields:
+        destinations: tuple[str, ...] = (fields["destination"],)
+    else:
+        destinations = tuple(fields.get("destinations") or ())
+    return SwapOptions(fields["source_face_id"], fields["destination_face_id"], destinations, fields["output_format"],
+                       fields["pixel_boost"], parse_face_map(fields["face_map"]), fields["color_match"])
 
 
 def similarity_header(similarity: float | None) -> dict[str, str]:

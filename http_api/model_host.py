@@ -1,0 +1,84 @@
+"""What a model service worker holds: the models it loaded for its GPU (or why it could not), and its drain on SIGTERM.
+
+service.py's FaceModels declares the batchable APIs and hands each batch to this host.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import bentoml
+import numpy as np
+
+import bento_models
+from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable
+from swaparoony.models import swap_pipeline
+from swaparoony.models.cache import ModelCache
+from swaparoony.models.family import RunOptions
+from swaparoony.models.loaded_models import LoadedModels
+from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
+from swaparoony.types import FaceSwapRequest, FaceSwapResult
+
+from .metrics import service_metrics
+from .shutdown import CallCount, DrainMarks, drain_on_sigterm
+
+logger = logging.getLogger("swaparoony")
+
+
+class ModelHost:
+    """One model worker's models: loaded once, pinned to the worker's GPU; calls counted so a drain can report them."""
+
+    def __init__(self, settings: Settings, worker_index: int | None, max_drain_s: float) -> None:
+        self.settings = settings
+        self.max_drain_s = max_drain_s
+        self.loaded: LoadedModels | None = None
+        self.problem: str | None = None
+        self.drained = DrainMarks()
+        self.drained.clear()
+        self.answered = CallCount()
+        models_dir = settings.models_dir or bento_models.stored_dir() or DEFAULT_MODELS_DIR
+        device = ((worker_index or 1) - 1) % settings.model_workers  # BentoML counts workers from 1
+        try:
+            self.loaded = LoadedModels.load(models_dir, settings.providers, RunOptions(settings.detection_threshold),
+                                            {"detector": settings.detector}, settings.rebatch,
+                                            ModelCache(settings.state_dir), device)
+            self.loaded.telemetry = service_metrics()
+            logger.info("models ready, providers %s, batch as one call %s", self.loaded.providers, self.loaded.batching)
+        except AcceleratorUnavailable:
+            raise  # refuse to start rather than run a GPU deployment silently on CPU
+        except ModelsUnavailable as exc:
+            self.problem = str(exc)
+            logger.error("models unavailable; APIs answer 503 until fixed and restarted:\n%s", exc)
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded is not None
+
+    def keep_serving_while_the_api_drains(self) -> None:
+        """On SIGTERM, answer model calls until every API worker has finished its in-flight requests (call from an
+        async start-up hook)."""
+        drain_on_sigterm(lambda: self.drained.count() >= self.settings.api_workers, lambda: self.answered.total,
+                         self.max_drain_s)
+
+    def status(self) -> dict[str, Any]:
+        """Whether the models loaded, and if not, what to do about it."""
+        providers = self.loaded.providers if self.loaded else {}
+        return {"ready": self.loaded is not None, "problem": self.problem, "providers": providers}
+
+    def detect(self, canvases: list[np.ndarray]) -> list[np.ndarray]:
+        """Detector rows per 640x640 canvas."""
+        found = self._models().detect(canvases)
+        self.answered.add(len(canvases))
+        return found
+
+    def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
+        """Per request, its source faces swapped into their destination crops, with each result's similarity."""
+        done = swap_pipeline.swap_faces(self._models(), requests)
+        self.answered.add(len(requests))
+        return done
+
+    def _models(self) -> LoadedModels:
+        if self.loaded is None:
+            raise bentoml.exceptions.ServiceUnavailable(self.problem or "models not loaded")
+        return self.loaded
