@@ -3,20 +3,21 @@
 BentoML generates a document that says 3.0.2 but uses 3.1 features, types uploads as `file` (not
 a JSON Schema type), marks every multipart text field `application/json` (so Swagger UI sends the
 word `jpeg` as a JSON blob), documents 400/404/500 with a body the service never sends, and fills
-the page with BentoML's own title, badges and links. This rewrites what it generated.
+the page with BentoML's own title, badges and links. It also gives optional fields a `null` default
+(Swagger UI fills the text `null` in and sends it), pictures a schema Swagger UI turns into random
+bytes as their example, a servers list of just `.`, and its APIs no summary. This rewrites what it
+generated.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from swaparoony.errors import (
-    BadRequest, DecodeTooCostly, FaceIdOutOfRange, GalleryNotWritable, NoFaceFound, ServiceNotReady, SigningFailed, SwaparoonyError,
-    TooManySwaps, UndecodableImage, UnknownDestination, UnsupportedImageFormat, UploadTooLarge,
-)
 from swaparoony.imaging.image_file import HINT
 
 DESCRIPTION = """Swap a face from a photo into the portraits kept on this server. Faces are numbered from
@@ -68,44 +69,36 @@ def parameters(max_upload_bytes: int, max_pixels: int, destinations: Sequence[st
 
 @dataclass(frozen=True)
 class ErrorStatus:
-    """One error status as documented: when it happens, the domain errors behind it, and an example body."""
+    """One error status as documented: when it happens, and an example body."""
 
     description: str
-    raised_by: tuple[type[SwaparoonyError], ...]
     example: dict[str, str]
 
 
 ERRORS: dict[int, ErrorStatus] = {
-    400: ErrorStatus("The photo cannot be read, or a parameter is wrong or unknown.", (UndecodableImage, BadRequest),
+    400: ErrorStatus("The photo cannot be read, or a parameter is wrong or unknown.",
                      {"error": f"The upload is not an image Swaparoony can read. {HINT}", "code": "invalid_image"}),
-    404: ErrorStatus("A destination name is not in the gallery.", (UnknownDestination,),
+    404: ErrorStatus("A destination name is not in the gallery.",
                      {"error": "unknown destination(s) ['nope.png']; known: [...] (see POST /destinations)",
                       "code": "unknown_destination"}),
-    413: ErrorStatus("The upload or request body is too large (bytes or pixels).", (UploadTooLarge,),
+    413: ErrorStatus("The upload or request body is too large (bytes or pixels).",
                      {"error": "The image is 9000x6000 = 54,000,000 pixels; the limit is 40,000,000.", "code": "too_large"}),
-    415: ErrorStatus("The photo is in a format the service does not read.", (UnsupportedImageFormat,),
+    415: ErrorStatus("The photo is in a format the service does not read.",
                      {"error": f"GIF images are not supported. {HINT}", "code": "unsupported_format"}),
     422: ErrorStatus("No face in the photo, a face number out of range, a photo too costly to decode, or more swaps "
                      "than one request may ask for (too_many_swaps).",
-                     (NoFaceFound, FaceIdOutOfRange, DecodeTooCostly, TooManySwaps),
                      {"error": "source_face_id=4 is out of range: 3 face(s) found in the upload; use 1 to 3, counted left "
                                "to right.", "code": "face_id_out_of_range"}),
-    409: ErrorStatus("The destinations directory cannot be changed, or the gallery is full (operator routes only).",
-                     (GalleryNotWritable,),
-                     {"error": "The destinations directory cannot be changed (Read-only file system). Mount a writable "
-                               "volume there (a PVC; a ConfigMap is read-only) to manage the gallery over the API.",
-                      "code": "gallery_not_writable"}),
     500: ErrorStatus("The server failed (a picture it could not sign is never sent unmarked); its log says why.",
-                     (SigningFailed,),
                      {"error": "The server failed to process the request; the log says why.", "code": "internal_error"}),
     503: ErrorStatus("Not ready (models missing or loading, no usable destination) or busy (with Retry-After).",
-                     (ServiceNotReady,), {"error": "The service is starting; retry shortly.", "code": "not_ready"}),
-    504: ErrorStatus("The request took longer than the service's request timeout.", (),
+                     {"error": "The service is starting; retry shortly.", "code": "not_ready"}),
+    504: ErrorStatus("The request took longer than the service's request timeout.",
                      {"error": "The request took longer than 290 seconds and was stopped; try again, with a smaller photo "
                                "or fewer destinations.", "code": "timeout"}),
 }
+"""The statuses of the public APIs (the operator routes document their own 409, in gallery_admin.py)."""
 NO_UPLOAD = (500, 503, 504)
-OPERATOR_ONLY = (409,)
 TAGS = [
     {"name": "Service APIs", "description": "Face swap: start with /faces_image, then /swap_image or /swap_sheet."},
     {"name": "Original Swaparoony API", "description": "The original service's routes, for its React booth frontend "
@@ -122,6 +115,14 @@ ERROR_SCHEMA = {
     },
 }
 PICTURE_TYPES = ("image/jpeg", "image/png", "image/webp")
+INFRASTRUCTURE = {
+    "/livez": ("Liveness probe", "200 while the process is alive."),
+    "/healthz": ("Liveness probe (deprecated: use /livez)", "200 while the process is alive; kept for old probes."),
+    "/readyz": ("Readiness probe: ready to swap", "200 once the models are loaded and the gallery analysed; until then 503 with "
+                                 "`{error, code}` saying why."),
+    "/metrics": ("Prometheus metrics", "BentoML's request series and Swaparoony's own, in Prometheus' text format."),
+}
+"""BentoML's probes, described as they behave here (BentoML's text is HTML about Kubernetes)."""
 
 
 def public_document(generated: dict[str, Any], version: str, max_upload_bytes: int, max_pixels: int,
@@ -132,6 +133,9 @@ def public_document(generated: dict[str, Any], version: str, max_upload_bytes: i
     doc["openapi"] = "3.1.0"
     doc["info"] = {"title": "Swaparoony", "version": version, "description": DESCRIPTION}
     doc["tags"] = TAGS
+    # BentoML's `.` (relative to /docs.json) only made Swagger UI show a Servers box with one meaningless choice;
+    # without a list, requests go to the server that serves the page (OpenAPI's default, `/`).
+    doc.pop("servers", None)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):
         schemas.pop(name, None)
@@ -140,6 +144,8 @@ def public_document(generated: dict[str, Any], version: str, max_upload_bytes: i
         _fix_file_types(schema)
     explained = parameters(max_upload_bytes, max_pixels, destinations)
     for path, item in doc.get("paths", {}).items():
+        for operation in item.values():
+            _summarise(path, operation)
         operation = item.get("post")
         if not operation or "x-bentoml-name" not in operation:
             continue
@@ -151,10 +157,25 @@ def public_document(generated: dict[str, Any], version: str, max_upload_bytes: i
         takes_upload = bool(form)
         operation["responses"] = {
             "200": _success(operation["responses"].get("200", {}), path in picture_routes, path in archive_routes),
-            **{str(status): _error(error) for status, error in ERRORS.items()
-               if status not in OPERATOR_ONLY and (takes_upload or status in NO_UPLOAD)},
+            **{str(status): _error(error) for status, error in ERRORS.items() if takes_upload or status in NO_UPLOAD},
         }
     return doc
+
+
+def _summarise(path: str, operation: dict[str, Any]) -> None:
+    """A summary for the list (BentoML gives its APIs none): the first clause of the API's docstring."""
+    if path in INFRASTRUCTURE:
+        operation["summary"], operation["description"] = INFRASTRUCTURE[path]
+        return
+    description = inspect.cleandoc(operation.get("description") or "")
+    if description:
+        operation["description"] = description  # BentoML keeps the docstring's indentation on its later lines
+        operation.setdefault("summary", first_clause(description))
+
+
+def first_clause(text: str) -> str:
+    """Text up to its first full stop, semicolon or colon that ends a clause, on one line."""
+    return re.split(r"[.;:](?:\s|$)", " ".join(text.split()), maxsplit=1)[0]
 
 
 def _fix_file_types(schema: dict[str, Any]) -> None:
@@ -170,6 +191,8 @@ def _fix_file_types(schema: dict[str, Any]) -> None:
 
 def _explain(schema: dict[str, Any], explained: dict[str, Parameter], destinations: Sequence[str]) -> None:
     for name, prop in schema.get("properties", {}).items():
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]  # Swagger UI would fill the text "null" in and send it (face_map, destinations)
         parameter = explained.get(name)
         if parameter is None:
             continue
@@ -179,19 +202,21 @@ def _explain(schema: dict[str, Any], explained: dict[str, Parameter], destinatio
         if name == "destination" and destinations:
             prop["enum"] = list(destinations)
         if name == "destinations":
-            prop.pop("default", None)  # "null" would be offered as a name
             prop["items"] = {"type": "string", **({"enum": list(destinations)} if destinations else {})}
 
 
 def _success(generated: dict[str, Any], picture: bool, archive: bool = False) -> dict[str, Any]:
+    """The 200 answer; a file is a media type without a schema (OpenAPI 3.1's way to say "these bytes"), because
+    Swagger UI turns an image or ZIP schema into random bytes and shows them as the example."""
     if archive:
-        return {"description": "A ZIP archive: each picture as a file named after its destination, and results.json "
-                               "listing them (and the destinations skipped, with why).",
-                "content": {"application/zip": {"schema": {"type": "string", "contentMediaType": "application/zip"}}}}
+        return {"description": "A ZIP archive (application/zip): each picture as a file named after its destination, "
+                               "and results.json listing them (and the destinations skipped, with why).",
+                "content": {"application/zip": {}}}
     if not picture:
         return generated
-    return {"description": "The picture itself, in the requested format.",
-            "content": {media: {"schema": {"type": "string", "contentMediaType": media}} for media in PICTURE_TYPES}}
+    return {"description": "The picture itself, in the requested output_format (image/jpeg, image/png or image/webp), "
+                           "carrying its Content Credentials; Swagger UI shows it once executed.",
+            "content": {media: {} for media in PICTURE_TYPES}}
 
 
 def _error(error: ErrorStatus) -> dict[str, Any]:
