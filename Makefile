@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 RUNTIME ?= cpu
+# Where `make serve` listens: this machine only unless HOST=0.0.0.0 (every network interface) says otherwise.
+HOST ?= 127.0.0.1
 PORT ?= 3000
 BIN := $(VENV)/bin
 OPENCV := opencv-python-headless
@@ -29,10 +31,14 @@ install: $(VENV)/.installed-$(RUNTIME)
 install-dev: $(VENV)/.installed-dev-$(RUNTIME)
 
 # Missing model files are downloaded first once the licence is accepted (at the terminal, or with
-# SWAPAROONY_ACCEPT_MODEL_LICENCE=1); without them the service still starts and says what to do.
+# SWAPAROONY_ACCEPT_MODEL_LICENCE=1); without them the service still starts, answers 503 and says what to do.
+# BentoML's start-up line names `localhost` whenever it listens on 0.0.0.0, so that case says so itself.
 serve: install
-	-$(BIN)/swaparoony models ensure
-	$(BIN)/bentoml serve service:Swaparoony --port $(PORT)
+	@$(BIN)/swaparoony models ensure || echo "Serving without the model files: every API answers 503 until you run" \
+	  "'$(BIN)/swaparoony models pull' (or 'models import --from DIR' for files you brought) and then 'make serve' again." >&2
+	@case "$(HOST)" in 0.0.0.0|::) echo "Listening on every network interface, port $(PORT): other machines reach it" \
+	  "at this machine's address (BentoML's line below names only localhost)." >&2;; esac
+	$(BIN)/bentoml serve service:Swaparoony --host $(HOST) --port $(PORT)
 
 test: install-dev
 	$(BIN)/python -m pytest
