@@ -124,7 +124,7 @@ def route_labelled(metrics_cls: type) -> type:
     """A subclass of BentoML's middleware that hands it a copy of the scope whose path is the route's label,
     and the app behind it the request's own scope."""
 
-    class RouteLabelledMetrics(metrics_cls):  # type: ignore[misc, valid-type]
+    class RouteLabelledMetrics(metrics_cls):
         labels_by_route = True
 
         def __init__(self, app: Any, **options: Any) -> None:
@@ -181,7 +181,7 @@ def strict_request_parsing(settings: Settings) -> None:
     limits = FormLimits(parts=settings.max_form_parts, field_bytes=settings.max_form_field_bytes)
     bounded = type("BoundedMultipartSerde", (StrictMultipartSerde,), {"limits": limits})
     MultiPartParser.spool_max_size = settings.max_body_bytes
-    table: dict[str, Any] = serde.ALL_SERDE  # type: ignore[assignment]  # declared a Mapping, built as a dict
+    table: dict[str, Any] = serde.ALL_SERDE  # declared a Mapping, built as a dict
     table["multipart/form-data"] = bounded
     table["application/x-www-form-urlencoded"] = bounded
     table["application/json"] = StrictJSONSerde

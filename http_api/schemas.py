@@ -26,6 +26,7 @@ from swaparoony.models.pixel_boost import BOOST_SIZES
 from .request_parsing import FILE_HINT
 
 P = ParamSpec("P")
+OUTPUT_ONLY = "a signature for IODescriptor.from_output to read; never called"
 T = TypeVar("T")
 
 
@@ -130,7 +131,8 @@ class SwapResponse(BaseModel):
     skipped: list[SkippedOut]
 
 
-def _a_swap_response() -> SwapResponse: ...
+def _a_swap_response() -> SwapResponse:
+    raise NotImplementedError(OUTPUT_ONLY)
 
 
 SWAP_RESPONSE = IODescriptor.from_output(_a_swap_response)
@@ -178,13 +180,15 @@ def answers_errors(api: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T | 
     return answer
 
 
-def _a_picture() -> PIL.Image.Image: ...
+def _a_picture() -> PIL.Image.Image:
+    raise NotImplementedError(OUTPUT_ONLY)
 
 
 PICTURE = IODescriptor.from_output(_a_picture)
 
 
-def _an_archive() -> Annotated[Path, ContentType("application/zip")]: ...
+def _an_archive() -> Annotated[Path, ContentType("application/zip")]:
+    raise NotImplementedError(OUTPUT_ONLY)
 
 
 ARCHIVE = IODescriptor.from_output(_an_archive)
