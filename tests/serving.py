@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
-
-import re
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -35,6 +35,8 @@ class Server:
     log_path: Path
     workdir: Path
     tmpdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    """The SWAPAROONY_* settings it was started with (and any other variables given)."""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -62,25 +64,55 @@ def start_server(tmp: Path, env: dict[str, str], wait_ready: bool = True, target
             raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
         try:
             if httpx.get(url + probe, timeout=2).status_code == 200:
-                return Server(url, process, log_path, tmp, short_tmp)
+                return Server(url, process, log_path, tmp, short_tmp, env)
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)  # a start takes seconds; a coarser poll only adds to each of the suite's dozen-odd starts
     stop_server(process)
     raise RuntimeError(f"server not ready in time:\n{log_path.read_text()}")
 
 
-def stop_server(process: subprocess.Popen) -> None:
-    """SIGTERM the whole process group, then make sure it is gone."""
+def stop_server(process: subprocess.Popen, grace_s: float = 10) -> None:
+    """SIGTERM the whole process group, then make sure it is gone: SIGKILL after grace_s, with a warning, since a
+    clean stop takes a second or two (the tests that check draining send SIGTERM and wait themselves)."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            warnings.warn(f"the server (pid {process.pid}) did not exit within {grace_s:g} s of SIGTERM; killed",
+                          stacklevel=2)
 
 
+class SharedServer:
+    """One configuration's server, started when a test first wants it and shared by the tests after it, until a test
+    takes it to stop or kill it itself (the next test to want one gets a fresh server)."""
+
+    def __init__(self, tmp: Path, env: dict[str, str], wait_ready: bool = True) -> None:
+        self.tmp = tmp
+        self.env = env
+        self.wait_ready = wait_ready
+        self._server: Server | None = None
+        self._starts = 0
+
+    def get(self) -> Server:
+        """The running server, started if there is none (or it has exited)."""
+        if self._server is None or self._server.process.poll() is not None:
+            self._starts += 1
+            self._server = start_server(self.tmp / f"server{self._starts}", self.env, self.wait_ready)
+        return self._server
+
+    def take(self) -> Server:
+        """The running server, no longer shared: the caller stops it."""
+        server, self._server = self.get(), None
+        return server
+
+    def close(self) -> None:
+        if self._server is not None:
+            stop_server(self._server.process)
+            self._server = None
 
 
 def metric(server: Server, series: str) -> float:
