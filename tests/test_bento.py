@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import REPO, encode, start_server, stop_server, upload_image
 from swaparoony.models.specs import DEFAULT_MODELS
@@ -22,6 +23,7 @@ def run(*argv: str, env: dict[str, str], cwd: Path = REPO) -> str:
     return result.stdout + result.stderr
 
 
+@pytest.mark.build
 def test_build_export_and_serve_the_bento(tmp_path: Path, models_dir: Path) -> None:
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml_home"), "BENTOML_DO_NOT_TRACK": "True"}
     env.pop("SWAPAROONY_MODELS_DIR", None)

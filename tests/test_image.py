@@ -19,10 +19,10 @@ from test_bento import run, write_manifest
 ARBITRARY_UID = "1000680000"  # what OpenShift's restricted-v2 might assign; group 0 comes with it
 BUILDAH = ["buildah", "--storage-driver", "vfs"]
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.build, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("buildah") or not shutil.which("debootstrap"),
     reason="needs root, buildah and debootstrap (.ci/run installs them)",
-)
+)]
 
 
 def test_image_runs_as_an_arbitrary_uid_in_group_0(tmp_path: Path, models_dir: Path) -> None:
