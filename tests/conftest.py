@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import io
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
-from generated_models import draw_faces, write_models
-from serving import REPO, Server, metric, start_server, stop_server, wait_for
+import generated_models
+from generated_models import detector_model, draw_faces, recognizer_model, swapper_model, write_models
+from serving import REPO, Server, SharedServer, metric, start_server, stop_server, wait_for
+from swaparoony.models.specs import DETECTOR, RECOGNIZER, SWAPPER
 
-__all__ = ["REPO", "Server", "metric", "start_server", "stop_server", "wait_for"]
+__all__ = ["REPO", "Server", "SharedServer", "metric", "start_server", "stop_server", "wait_for"]
+ADMIN_TOKEN = "operator-token-for-tests-0123"
+API_TOKEN = "kiosk-token-for-tests-0123456"
 UPLOAD_CENTERS = [(480, 320), (160, 320), (320, 160)]
 """Three faces on a 640x640 upload; left to right they are the 2nd, 3rd and 1st drawn."""
 BOOTH_ORIGIN = "http://booth.example:8080"
@@ -73,3 +79,57 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, gallery_d
     )
     yield running
     stop_server(running.process)
+
+
+@pytest.fixture(scope="session")
+def slow_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated models a request takes seconds on a CPU with: the real detector's and recognizer's compute, and a
+    swapper of 58 GFLOPs a face (a third of inswapper's, in 28 MB where the full plan writes and loads 527 MB)."""
+    directory = write_models(tmp_path_factory.mktemp("slow_models"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(generated_models, "SWAPPER_COST", [(3, 256, 2, 1), (256, 256, 1, 12)])
+        for spec, model in ((DETECTOR, detector_model(cost_faithful=True)), (RECOGNIZER, recognizer_model(cost_faithful=True)),
+                            (SWAPPER, swapper_model(cost_faithful=True))):
+            onnx.save(model, str(directory / spec.relative_path))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def operator_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, gallery_dir: Path) -> Iterator[Server]:
+    """Both tokens on a copy of the gallery the operator may change (it is left as it was found), 4 MiB uploads and
+    2 MP pictures, the gallery polled every 0.2 s: the privacy, operator and Swagger operator tests share it."""
+    directory = tmp_path_factory.mktemp("operator_gallery") / "destinations"
+    shutil.copytree(gallery_dir, directory)
+    running = start_server(tmp_path_factory.mktemp("operator"), {
+        "SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(directory),
+        "SWAPAROONY_GALLERY_POLL_S": "0.2", "SWAPAROONY_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024),
+        "SWAPAROONY_MAX_PIXELS": "2000000", "SWAPAROONY_ADMIN_TOKEN": ADMIN_TOKEN, "SWAPAROONY_API_TOKEN": API_TOKEN,
+    })
+    yield running
+    stop_server(running.process)
+
+
+@pytest.fixture(scope="session")
+def no_models_server(tmp_path_factory: pytest.TempPathFactory, gallery_dir: Path) -> Iterator[Server]:
+    """The service started on an empty models directory (`workdir`/no_models): not ready, saying what to do. It proves
+    the 503 a model service without its models gives; why a model file fails to load is checked in process."""
+    workdir = tmp_path_factory.mktemp("no_models_server")
+    (workdir / "no_models").mkdir()
+    running = start_server(workdir, {"SWAPAROONY_MODELS_DIR": str(workdir / "no_models"),
+                                     "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)}, wait_ready=False)
+    yield running
+    stop_server(running.process)
+
+
+@pytest.fixture(scope="session")
+def unready_gallery(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[tuple[SharedServer, Path]]:
+    """A server whose destinations path the tests set up (a file where the directory should be, a directory without a
+    face...) before they get the server: /readyz tries the gallery again until it is usable, so one start serves
+    several not-ready gallery states."""
+    workdir = tmp_path_factory.mktemp("unready_gallery")
+    destinations = workdir / "destinations"
+    destinations.write_text("a file where the directory should be")
+    shared = SharedServer(workdir, {"SWAPAROONY_MODELS_DIR": str(models_dir),
+                                    "SWAPAROONY_DESTINATIONS_DIR": str(destinations)}, wait_ready=False)
+    yield shared, destinations
+    shared.close()

@@ -16,8 +16,9 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from conftest import Server, encode, metric, start_server, stop_server, upload_image, wait_for
-from generated_models import write_models
+from conftest import Server, SharedServer, encode, metric, start_server, stop_server, upload_image, wait_for
+from swaparoony.errors import ModelsUnavailable
+from swaparoony.models.loaded_models import LoadedModels
 from swaparoony.models.specs import SWAPPER
 from test_privacy_and_access import image_files
 
@@ -40,14 +41,20 @@ def partial_upload(server: Server, send_fraction: float) -> socket.socket:
 
 
 @pytest.fixture(scope="module")
-def impatient(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, gallery_dir: Path) -> Iterator[Server]:
-    """A server with a 3-second request timeout."""
-    running = start_server(tmp_path_factory.mktemp("impatient"), {
+def impatient_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path,
+                     gallery_dir: Path) -> Iterator[SharedServer]:
+    """A server with a 3-second request timeout, shared until the SIGTERM test takes it."""
+    shared = SharedServer(tmp_path_factory.mktemp("impatient"), {
         "SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
         "SWAPAROONY_REQUEST_TIMEOUT_S": "3",
     })
-    yield running
-    stop_server(running.process)
+    yield shared
+    shared.close()
+
+
+@pytest.fixture
+def impatient(impatient_server: SharedServer) -> Server:
+    return impatient_server.get()
 
 
 def test_a_request_outliving_the_timeout_gets_504_not_a_hang(impatient: Server) -> None:
@@ -75,35 +82,30 @@ def test_clients_vanishing_mid_upload_leave_nothing_behind(impatient: Server) ->
     assert impatient.process.poll() is None
 
 
-def test_corrupt_model_is_named_in_the_log_and_not_to_clients(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
+def test_corrupt_model_is_named_in_the_log_and_not_to_clients(tmp_path: Path, models_dir: Path,
+                                                              no_models_server: Server) -> None:
     broken = Path(shutil.copytree(models_dir, tmp_path / "models"))
     (broken / SWAPPER.relative_path).write_bytes(b"<html><body>Rate limit exceeded</body></html>")
-    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(broken), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)},
-                           wait_ready=False)
-    try:
-        ready = httpx.get(running.url + "/readyz")
-        assert ready.status_code == 503 and "model files" in ready.json()["error"]
-        response = httpx.post(running.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")})
-        assert response.status_code == 503 and response.json()["code"] == "not_ready"
-        assert "model files are missing or invalid" in response.json()["error"]
-        assert str(tmp_path) not in response.text and "http" not in response.text  # no server paths, no URLs
-        assert str(broken / SWAPPER.relative_path) in running.log() and "corrupt" in running.log()
-    finally:
-        stop_server(running.process)
-
-
-@pytest.fixture(scope="module")
-def costly_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Generated models with about the real compute: a request takes seconds on a CPU."""
-    return write_models(tmp_path_factory.mktemp("costly_models"), cost_faithful=True)
+    # What the model service logs when its models will not load (the message of the error it catches)...
+    with pytest.raises(ModelsUnavailable) as refused:
+        LoadedModels.load(broken)
+    assert str(broken / SWAPPER.relative_path) in str(refused.value) and "corrupt" in str(refused.value)
+    # ...and what clients get while they do not: the same 503 whatever the files' fault (here, none at all).
+    running = no_models_server
+    ready = httpx.get(running.url + "/readyz")
+    assert ready.status_code == 503 and "model files" in ready.json()["error"]
+    response = httpx.post(running.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")})
+    assert response.status_code == 503 and response.json()["code"] == "not_ready"
+    assert "model files are missing or invalid" in response.json()["error"]
+    assert str(running.workdir) not in response.text and "http" not in response.text  # no server paths, no URLs
 
 
 def active_requests(server: Server) -> float:
     return metric(server, 'swaparoony_requests_held{state="active"}')
 
 
-def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, costly_models: Path, gallery_dir: Path) -> None:
-    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(costly_models), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)})
+def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, slow_models: Path, gallery_dir: Path) -> None:
+    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(slow_models), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)})
     try:
         def swap(_: int) -> int:
             return httpx.post(running.url + "/swap", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, timeout=120).status_code
@@ -126,12 +128,13 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits(tmp_path: Path, costl
         stop_server(running.process)
 
 
-def test_sigterm_exits_even_with_a_stuck_request(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
-    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
-                                      "SWAPAROONY_REQUEST_TIMEOUT_S": "3"})
+def test_sigterm_exits_even_with_a_stuck_request(impatient_server: SharedServer) -> None:
+    running = impatient_server.take()  # this test stops it
     try:
+        receiving = 'swaparoony_requests_held{state="receiving"}'
+        before = metric(running, receiving)
         stuck = partial_upload(running, 0.5)  # never finishes its body
-        wait_for(lambda: metric(running, 'swaparoony_requests_held{state="receiving"}') >= 1, "the stuck upload to be received")
+        wait_for(lambda: metric(running, receiving) >= before + 1, "the stuck upload to be received")
         os.kill(running.process.pid, signal.SIGTERM)
         assert running.process.wait(timeout=60) == 0  # the stuck request is answered 504 at its deadline, then exit
         assert stuck.recv(4096).startswith(b"HTTP/1.1 504")

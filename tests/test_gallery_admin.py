@@ -12,11 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import Server, encode, start_server, stop_server, upload_image, wait_for
+from conftest import ADMIN_TOKEN, API_TOKEN, Server, encode, start_server, stop_server, upload_image, wait_for
 from generated_models import draw_faces
 
-ADMIN_TOKEN = "operator-token-for-tests-0123"
-API_TOKEN = "kiosk-token-for-tests-0123456"
 OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KIOSK = {"Authorization": f"Bearer {API_TOKEN}"}
 PORTRAIT = encode(draw_faces((640, 640), [(320, 320)]))
@@ -24,23 +22,16 @@ UPLOAD = encode(upload_image())
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory, models_dir: Path,
-             gallery_dir: Path) -> Iterator[tuple[Server, Server, Path]]:
-    """Two servers on one shared destinations directory: `a` takes the operator's calls (and needs the API token for
-    swaps), `b` has no operator token."""
-    directory = tmp_path_factory.mktemp("shared") / "destinations"
-    shutil.copytree(gallery_dir, directory)
-    common = {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(directory),
-              "SWAPAROONY_GALLERY_POLL_S": "0.2", "SWAPAROONY_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024), "SWAPAROONY_MAX_PIXELS": "2000000"}
-    a = start_server(tmp_path_factory.mktemp("a"), {**common, "SWAPAROONY_ADMIN_TOKEN": ADMIN_TOKEN,
-                                                    "SWAPAROONY_API_TOKEN": API_TOKEN})
-    try:
-        b = start_server(tmp_path_factory.mktemp("b"), common)
-    except BaseException:
-        stop_server(a.process)
-        raise
+def replicas(tmp_path_factory: pytest.TempPathFactory,
+             operator_server: Server) -> Iterator[tuple[Server, Server, Path]]:
+    """Two servers on one shared destinations directory: `a` (the suite's operator server) takes the operator's calls
+    (and needs the API token for swaps), `b` has neither token."""
+    a = operator_server
+    directory = Path(a.env["SWAPAROONY_DESTINATIONS_DIR"])
+    tokens = ("SWAPAROONY_ADMIN_TOKEN", "SWAPAROONY_API_TOKEN")
+    common = {name: value for name, value in a.env.items() if name not in tokens}
+    b = start_server(tmp_path_factory.mktemp("b"), common)
     yield a, b, directory
-    stop_server(a.process)
     stop_server(b.process)
 
 

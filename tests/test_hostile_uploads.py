@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import Server, encode, metric, start_server, stop_server, upload_image, wait_for
+from conftest import Server, SharedServer, encode, metric, start_server, stop_server, upload_image, wait_for
 from generated_models import draw_faces
 from hostile_files import (
     chunk_bomb_png, flat_rgba_png, flat_webp, marker_bomb_jpeg, progressive_jpeg, scan_bomb, sixteen_bit_png,
@@ -167,18 +168,16 @@ def test_special_and_unreadable_gallery_files_are_skipped_with_a_reason(tmp_path
         stop_server(running.process)
 
 
-def test_an_unreadable_gallery_makes_readyz_say_why_at_once(tmp_path: Path, models_dir: Path) -> None:
-    not_a_directory = tmp_path / "destinations"
+def test_an_unreadable_gallery_makes_readyz_say_why_at_once(unready_gallery: tuple[SharedServer, Path]) -> None:
+    shared, not_a_directory = unready_gallery
+    if not_a_directory.is_dir():  # a test before this one gave the shared path a directory (and took its server)
+        shutil.rmtree(not_a_directory)
     not_a_directory.write_text("a file where the directory should be")
-    running = start_server(tmp_path / "server", {"SWAPAROONY_MODELS_DIR": str(models_dir),
-                                                 "SWAPAROONY_DESTINATIONS_DIR": str(not_a_directory)}, wait_ready=False)
-    try:
-        wait_for(lambda: "cannot be read" in httpx.get(running.url + "/readyz", timeout=5).text, "/readyz to say why")
-        ready = httpx.get(running.url + "/readyz", timeout=5)
-        assert ready.status_code == 503 and ready.json()["code"] == "not_ready"
-        assert str(not_a_directory) not in ready.text
-        response = post(running, UPLOAD, timeout=30)
-        assert response.status_code == 503 and "cannot be read" in response.json()["error"]
-        assert str(not_a_directory) in running.log()
-    finally:
-        stop_server(running.process)
+    running = shared.get()
+    wait_for(lambda: "cannot be read" in httpx.get(running.url + "/readyz", timeout=5).text, "/readyz to say why")
+    ready = httpx.get(running.url + "/readyz", timeout=5)
+    assert ready.status_code == 503 and ready.json()["code"] == "not_ready"
+    assert str(not_a_directory) not in ready.text
+    response = post(running, UPLOAD, timeout=30)
+    assert response.status_code == 503 and "cannot be read" in response.json()["error"]
+    assert str(not_a_directory) in running.log()

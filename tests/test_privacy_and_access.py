@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import REPO, Server, encode, start_server, stop_server, upload_image
+from conftest import API_TOKEN, REPO, Server, encode, upload_image
 
 UPLOAD = encode(upload_image())
-TOKEN = "s3cret-booth-token"
+TOKEN = API_TOKEN
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"RIFF", b"GIF8")
 
 
@@ -29,14 +28,10 @@ def image_files(*roots: Path) -> set[Path]:
     return found
 
 
-@pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, gallery_dir: Path) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("guarded"), {
-        "SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
-        "SWAPAROONY_API_TOKEN": TOKEN,
-    })
-    yield running
-    stop_server(running.process)
+@pytest.fixture
+def guarded(operator_server: Server) -> Server:
+    """A server that needs the API token (the operator's token is set too)."""
+    return operator_server
 
 
 def test_uploads_and_results_are_never_written_or_logged(guarded: Server) -> None:

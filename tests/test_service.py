@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import Server, decode, encode, metric, pil_bytes, start_server, stop_server, upload_image, wait_for
+from conftest import (
+    Server, SharedServer, decode, encode, metric, pil_bytes, start_server, stop_server, upload_image, wait_for,
+)
 
 UPLOAD = encode(upload_image())
 
@@ -220,29 +222,22 @@ def test_openapi_documents_the_public_routes(server: Server) -> None:
     assert httpx.get(server.url + "/").status_code == 200  # Swagger UI
 
 
-def test_models_missing_starts_and_answers_503_saying_what_to_do(tmp_path: Path, gallery_dir: Path) -> None:
-    empty = tmp_path / "no_models"
-    empty.mkdir()
-    running = start_server(
-        tmp_path, {"SWAPAROONY_MODELS_DIR": str(empty), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir)}, wait_ready=False
-    )
-    try:
-        ready = httpx.get(running.url + "/readyz")
-        assert ready.status_code == 503 and "swaparoony models pull" in ready.json()["error"]
-        response = post_swap(running)
-        assert response.status_code == 503
-        message = response.json()["error"]
-        assert "swaparoony models pull" in message and str(tmp_path) not in message  # the paths are for the log
-        log = running.log()
-        for relative in ("buffalo_l/det_10g.onnx", "buffalo_l/w600k_r50.onnx", "inswapper_128.onnx"):
-            assert str(empty.resolve() / relative) in log
-        assert "non-commercial" in log
-        assert httpx.post(running.url + "/destinations").status_code == 503
-        assert httpx.get(running.url + "/api/v1/health").json()["models_loaded"] is False
-        assert httpx.get(running.url + "/v1/models/swaparoony-face-swap").json()["ready"] is False
-        assert running.process.poll() is None  # still serving, no crash loop
-    finally:
-        stop_server(running.process)
+def test_models_missing_starts_and_answers_503_saying_what_to_do(no_models_server: Server) -> None:
+    running, empty = no_models_server, no_models_server.workdir / "no_models"
+    ready = httpx.get(running.url + "/readyz")
+    assert ready.status_code == 503 and "swaparoony models pull" in ready.json()["error"]
+    response = post_swap(running)
+    assert response.status_code == 503
+    message = response.json()["error"]
+    assert "swaparoony models pull" in message and str(running.workdir) not in message  # the paths are for the log
+    log = running.log()
+    for relative in ("buffalo_l/det_10g.onnx", "buffalo_l/w600k_r50.onnx", "inswapper_128.onnx"):
+        assert str(empty.resolve() / relative) in log
+    assert "non-commercial" in log
+    assert httpx.post(running.url + "/destinations").status_code == 503
+    assert httpx.get(running.url + "/api/v1/health").json()["models_loaded"] is False
+    assert httpx.get(running.url + "/v1/models/swaparoony-face-swap").json()["ready"] is False
+    assert running.process.poll() is None  # still serving, no crash loop
 
 
 def test_several_api_workers_share_one_model_service(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
@@ -303,13 +298,15 @@ def test_metrics_a_person_can_graph(server: Server) -> None:
     assert value('swaparoony_info{version="0.1.0"}') == 1
 
 
-def test_a_gallery_with_no_usable_destination_is_503_before_any_model_call(tmp_path: Path, models_dir: Path) -> None:
-    gallery = tmp_path / "gallery"
-    gallery.mkdir()
-    cv2.imwrite(str(gallery / "empty_room.png"), np.full((300, 400, 3), 25, np.uint8))
-    running = start_server(tmp_path / "server", {"SWAPAROONY_MODELS_DIR": str(models_dir),
-                                                 "SWAPAROONY_DESTINATIONS_DIR": str(gallery)}, wait_ready=False)
+def test_a_gallery_with_no_usable_destination_is_503_before_any_model_call(
+        unready_gallery: tuple[SharedServer, Path]) -> None:
+    shared, gallery = unready_gallery
+    running = shared.take()  # its gallery becomes a directory: no later test can have it back unreadable
     try:
+        if gallery.is_file():
+            gallery.unlink()
+        gallery.mkdir(exist_ok=True)
+        cv2.imwrite(str(gallery / "empty_room.png"), np.full((300, 400, 3), 25, np.uint8))
         wait_for(lambda: "No destination portrait" in httpx.get(running.url + "/readyz").text, "/readyz to say why")
         assert httpx.get(running.url + "/readyz").status_code == 503
         calls_before = running.log().count("path=/detect")

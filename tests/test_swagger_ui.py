@@ -6,9 +6,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from conftest import Server, encode, start_server, stop_server, upload_image
+from conftest import ADMIN_TOKEN, Server, encode, upload_image
 from generated_models import draw_faces
 
 CHROMIUM = "/usr/bin/chromium"
@@ -126,15 +127,12 @@ def test_swap_zip_offers_the_archive_as_a_download(page: object, photo: Path) ->
     shot(block.locator(".live-responses-table"), "swap_zip")
 
 
-def test_an_operator_authorizes_and_adds_a_portrait(browser: object, tmp_path: Path, models_dir: Path,
-                                                     gallery_dir: Path) -> None:
-    directory = tmp_path / "destinations"
-    shutil.copytree(gallery_dir, directory)
+def test_an_operator_authorizes_and_adds_a_portrait(browser: object, tmp_path: Path, operator_server: Server) -> None:
+    operator = operator_server
+    directory = Path(operator.env["SWAPAROONY_DESTINATIONS_DIR"])
     portrait = tmp_path / "sponsor.jpg"
     portrait.write_bytes(encode(draw_faces((640, 640), [(320, 320)])))
-    token = "operator-token-for-the-browser"
-    operator = start_server(tmp_path / "server", {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_ADMIN_TOKEN": token,
-                                                  "SWAPAROONY_DESTINATIONS_DIR": str(directory)})
+    assert not (directory / "sponsor.jpg").exists()
     context = browser.new_context(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
     try:
         page = context.new_page()
@@ -142,7 +140,7 @@ def test_an_operator_authorizes_and_adds_a_portrait(browser: object, tmp_path: P
         page.goto(operator.url + "/")
         page.locator(".btn.authorize").first.click()
         modal = page.locator(".modal-ux")
-        modal.locator("input").first.fill(token)
+        modal.locator("input").first.fill(ADMIN_TOKEN)
         modal.locator("button.authorize").first.click()
         modal.locator("button.btn-done").first.click()
         block = page.locator("[id$='-put_destination_destinations__name__put']").first
@@ -158,7 +156,11 @@ def test_an_operator_authorizes_and_adds_a_portrait(browser: object, tmp_path: P
         assert (directory / "sponsor.jpg").read_bytes() == portrait.read_bytes()
     finally:
         context.close()
-        stop_server(operator.process)
+        # The server is shared: leave its gallery as it was.
+        if (directory / "sponsor.jpg").exists():
+            removed = httpx.delete(operator.url + "/destinations/sponsor.jpg",
+                                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+            assert removed.status_code == 204, removed.text
 
 
 def test_a_boosted_face_map_swap_from_swagger_shows_the_picture_and_its_score(page: object, photo: Path) -> None:
