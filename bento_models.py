@@ -14,7 +14,8 @@ from pathlib import Path
 import bentoml
 from bentoml.exceptions import NotFound
 
-from swaparoony.models.specs import LICENCE, model_set
+from swaparoony.models.registry import service_files
+from swaparoony.models.specs import licences
 from swaparoony.settings import Settings
 
 MODEL_NAME = "swaparoony-models"
@@ -24,11 +25,11 @@ TAG = f"{MODEL_NAME}:latest"
 def save(models_dir: Path) -> str:
     """Save the verified files of models_dir (for SWAPAROONY_DETECTOR's set) as a new version of the store
     model; returns a report line."""
-    specs = model_set(Settings.from_env().detector)
+    specs = service_files({"detector": Settings.from_env().detector})
     with bentoml.models.create(
         MODEL_NAME,
         labels={"licence": "non-commercial-research"},
-        metadata={"licence": LICENCE, **{spec.relative_path: spec.sha256 or "unknown" for spec in specs}},
+        metadata={"licence": licences(specs), **{spec.relative_path: spec.sha256 or "unknown" for spec in specs}},
     ) as model:
         for spec in specs:
             target = Path(model.path_of(spec.relative_path))

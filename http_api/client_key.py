@@ -1,4 +1,4 @@
-"""Whose request this is, for the decode queue's turns (swaparoony/decode_queue.py): the peer, or behind a proxy
+"""Whose request this is, for the decode queue's turns (swaparoony/imaging/decode_queue.py): the peer, or behind a proxy
 the address it appended.
 
 An OpenShift route's HAProxy (and nginx, as the booth frontend sets it up) appends the client's address to

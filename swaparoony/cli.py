@@ -12,11 +12,11 @@ from pathlib import Path
 import c2pa
 from PIL import UnidentifiedImageError
 
-from .provenance import credentials_report
 from .errors import DownloadError
 from .models.download import import_from, manifest, pull, verify
 from .models.registry import service_files
 from .models.specs import licences
+from .provenance import credentials_report
 from .settings import DEFAULT_MODELS_DIR, Settings
 
 ACCEPT_VARIABLE = "SWAPAROONY_ACCEPT_MODEL_LICENCE"

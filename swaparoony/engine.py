@@ -12,30 +12,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .provenance import content_credentials
-from .provenance.content_credentials import Marker, Provenance, Unmarked
-from .imaging.decode_queue import DecodeQueue
-from .imaging.decoder_pool import DecoderPool
-from .models.scrfd import faces_from_detections, letterbox
-from .imaging.face_geometry import align_matrix, crop_face
-from .models.arcface import RECOGNIZER_SIZE
-from .gallery.portraits import Destination, Gallery
 from .gallery.bounds import GalleryBounds
 from .gallery.editor import GalleryEditor
+from .gallery.live import LiveGallery
+from .gallery.portraits import Destination, Gallery
+from .gallery.prepared_output import Paste, PreparedOutput, prepare
+from .imaging.decode_queue import DecodeQueue
+from .imaging.decoder_pool import DecoderPool
+from .imaging.face_geometry import align_matrix, crop_face
 from .imaging.image_file import DecodeLimits
 from .imaging.jpeg_splice import encode_banded
-from .gallery.live import LiveGallery
-from .models.model_calls import ModelCalls
 from .imaging.overview import contact_sheet, numbered_faces
-from .gallery.prepared_output import Paste, PreparedOutput, prepare
+from .imaging.vision import MEDIA_TYPES, OutputFormat, encode_image
+from .models.arcface import RECOGNIZER_SIZE
+from .models.model_calls import ModelCalls
+from .models.scrfd import faces_from_detections, letterbox
+from .provenance import content_credentials
+from .provenance.content_credentials import Marker, Provenance, Unmarked
+from .provenance.visible_label import labelled
 from .settings import Settings
 from .swap_chunks import CHUNK_SWAPS, chunked, joined, swaps
 from .swap_cost import SwapCost, refuse_past
 from .swap_plan import NO_USABLE_DESTINATION, Planned, Skipped, SwapOptions, pick_sources, plan, sources_used
 from .telemetry import NoTelemetry, Telemetry, timed
 from .types import DecodedImage, Face, FaceSwapRequest, FaceSwapResult, Frame
-from .provenance.visible_label import labelled
-from .imaging.vision import MEDIA_TYPES, OutputFormat, encode_image
 from .work_budget import WorkBudget
 
 UPLOAD_LONG_SIDE = 1920
@@ -144,7 +144,7 @@ class SwapEngine:
 
     @property
     def gallery(self) -> Gallery:
-        """The gallery as it is now (see live_gallery.py)."""
+        """The gallery as it is now (see gallery/live.py)."""
         return self.live.view.gallery
 
     def close(self) -> None:

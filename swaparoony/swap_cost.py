@@ -1,7 +1,7 @@
 """What a request asks of the model service, counted from its plan before any model call.
 
 The unit is one swap: one 128x128 tile through inswapper, the model that dominates both the time and the model
-service's memory of a request. A face at pixel_boost 256 or 512 is 4 or 16 tiles (pixel_boost.py), so a
+service's memory of a request. A face at pixel_boost 256 or 512 is 4 or 16 tiles (models/pixel_boost.py), so a
 request costs faces x tiles, summed over its destinations. The recognizer's work is not counted: it embeds the
 upload faces a model call uses (the usual request one face, a face_map at most 32; once per chunk, see
 swap_chunks.py), and re-embeds each swapped face once, not per tile, so it is at most as much again at pixel_boost

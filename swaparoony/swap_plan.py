@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from .errors import FaceIdOutOfRange, GalleryUnavailable, NoFaceFound
 from .face_map import FacePair, describe
 from .gallery.portraits import Destination, Gallery
-from .types import Face
 from .imaging.vision import OutputFormat
+from .types import Face
 
 EVERY_FACE = 0
 """destination_face_id=0: the chosen upload face goes into every face of each destination."""

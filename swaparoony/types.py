@@ -36,7 +36,8 @@ class Face:
 
     def scaled(self, factor: float) -> Face:
         """The same face in an image `factor` times larger (from a reduced frame back to the file's pixels)."""
-        return Face(tuple(v * factor for v in self.bbox), self.landmarks * factor, self.score)  # type: ignore[arg-type]
+        left, top, right, bottom = self.bbox
+        return Face((left * factor, top * factor, right * factor, bottom * factor), self.landmarks * factor, self.score)
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GalleryUnavailable
-from .portraits import Decode, Destination, Gallery, listing, read_regular_file
+from ..models.model_calls import ModelCalls
 from .bounds import GalleryBounds, skipped
 from .index import INDEX_NAME, read_index
-from ..models.model_calls import ModelCalls
+from .portraits import Decode, Destination, Gallery, listing, read_regular_file
 from .prepared_output import PreparedOutput
 
 logger = logging.getLogger(__name__)

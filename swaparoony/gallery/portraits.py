@@ -14,17 +14,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
-from ..models.scrfd import faces_from_detections, letterbox
 from ..imaging.face_geometry import PasteRegion, align_matrix, crop_face, crop_mask, paste_region
-from .bounds import GalleryBounds, pixels_of
-from .index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
+from ..imaging.vision import MEDIA_TYPES as FORMAT_MEDIA_TYPES, SUFFIXES
 from ..models.model_calls import ModelCalls
 from ..models.pixel_boost import BOOST_SIZES
+from ..models.scrfd import faces_from_detections, letterbox
 from ..types import DecodedImage, Face, Frame
+from .bounds import GalleryBounds, pixels_of
+from .index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
 
 logger = logging.getLogger(__name__)
 
-MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+MEDIA_TYPES = {suffix: FORMAT_MEDIA_TYPES[name] for name, suffixes in SUFFIXES.items() for suffix in suffixes}
+"""A portrait file's media type by its suffix, from imaging/vision.py's one table."""
 IMAGE_SUFFIXES = tuple(MEDIA_TYPES)
 UNREADABLE: Frame = np.zeros((0, 0, 3), dtype=np.uint8)
 Decode = Callable[[bytes], Awaitable[DecodedImage]]

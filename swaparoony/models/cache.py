@@ -18,8 +18,8 @@ import numpy as np
 import onnx
 
 from ..errors import ModelFileInvalid
-from .specs import ModelSpec
 from .onnx_loader import sha256_of, trailing_initializer
+from .specs import ModelSpec
 
 logger = logging.getLogger(__name__)
 HASHES_FILE = "model-hashes.json"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inswapper import SWAPPER_SIZE
 from ..types import Frame
+from .inswapper import SWAPPER_SIZE
 
 BOOST_SIZES = (128, 256, 512)
 """The crop sizes a request may ask for: 1, 4 or 16 swaps per face."""
