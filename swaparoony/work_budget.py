@@ -24,16 +24,6 @@ class WorkBudget:
         self._free = capacity
         self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    @property
-    def in_flight(self) -> int:
-        """Swaps held now."""
-        return self.capacity - self._free
-
-    @property
-    def waiting(self) -> int:
-        """Shares queued behind the ones held."""
-        return len(self._waiting)
-
     @contextlib.asynccontextmanager
     async def share(self, swaps: int) -> AsyncIterator[int]:
         """Hold `swaps` units (at most the whole capacity, so a share larger than it still runs, alone) while
