@@ -34,8 +34,6 @@ from swaparoony.types import FaceSwapRequest, FaceSwapResult
 from swaparoony.work_budget import WorkBudget
 
 
-# --- the cost count -------------------------------------------------------------------------------------------
-
 def in_flight(budget: WorkBudget) -> int:
     """Swaps the budget holds now (only these tests look)."""
     return budget.capacity - budget._free
@@ -45,6 +43,9 @@ def waiting(budget: WorkBudget) -> int:
     """Shares queued behind the ones held."""
     return len(budget._waiting)
 
+
+
+# --- the cost count -------------------------------------------------------------------------------------------
 
 def planned(*faces: int) -> list[Planned]:
     """A plan of destinations taking this many faces each (the count reads only the pairs)."""
