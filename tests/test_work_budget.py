@@ -44,7 +44,6 @@ def waiting(budget: WorkBudget) -> int:
     return len(budget._waiting)
 
 
-
 # --- the cost count -------------------------------------------------------------------------------------------
 
 def planned(*faces: int) -> list[Planned]:
