@@ -29,6 +29,14 @@ INDEX_HTML = b"""<!DOCTYPE html>
     <div id="swagger-ui"></div>
     <script src="./static_content/swagger-ui-bundle.js" charset="UTF-8"></script>
     <script>
+      // Swagger UI ticks "Send empty value" for every optional form field, so a face_map left empty went out as
+      // face_map=: leave it unticked, and the field unsent, until the person ticks it. It also gives every operation
+      // of an OpenAPI 3.1 document a Servers box with the one choice "/": this page's server is the only one.
+      const FrontDoor = () => ({wrapComponents: {
+        ParameterIncludeEmpty: (Original, system) => (props) => system.React.createElement(Original,
+          Object.assign({}, props, {isIncludedOptions: Object.assign({}, props.isIncludedOptions, {defaultValue: false})})),
+        OperationServers: () => () => null,
+      }});
       window.onload = function () {
         window.ui = SwaggerUIBundle({
           url: "./docs.json",
@@ -37,6 +45,7 @@ INDEX_HTML = b"""<!DOCTYPE html>
           displayRequestDuration: true,
           defaultModelsExpandDepth: -1,
           presets: [SwaggerUIBundle.presets.apis],
+          plugins: [FrontDoor],
           layout: "BaseLayout",
         });
       };

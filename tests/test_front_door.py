@@ -101,12 +101,6 @@ def test_face_map_starts_empty(page: Page, photo: Path) -> None:
     execute_swap_image(page, photo, "swap_image-face_map")
 
 
-NEEDS_THE_PAGE_PLUGIN = pytest.mark.xfail(strict=True, reason=(
-    "Swagger UI 5.12 ticks 'Send empty value' for every optional form field and gives every operation of a 3.1 "
-    "document a Servers box ('/' when the document has none): the page in http_api/front_door.py needs a plugin"))
-
-
-@NEEDS_THE_PAGE_PLUGIN
 def test_an_empty_face_map_is_not_sent(page: Page, sent: list[Request], photo: Path) -> None:
     _, curl = execute_swap_image(page, photo, "swap_image-face_map-unsent")
     (request,) = [seen for seen in sent if seen.url.endswith("/swap_image")]
@@ -115,7 +109,6 @@ def test_an_empty_face_map_is_not_sent(page: Page, sent: list[Request], photo: P
     assert "face_map" not in curl
 
 
-@NEEDS_THE_PAGE_PLUGIN
 def test_try_it_out_offers_no_servers_box(page: Page) -> None:
     block = opened(page, "swaparoony__swap_image")
     block.locator(".try-out__btn").click()
