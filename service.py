@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import bentoml
-import numpy as np
 from starlette.responses import Response
 
 import bento_models
@@ -21,7 +20,7 @@ from http_api.schemas import (
 )
 from http_api.serving import Serving
 from swaparoony.results_archive import results_archive
-from swaparoony.types import FaceSwapRequest, FaceSwapResult
+from swaparoony.types import FaceSwapRequest, FaceSwapResult, ModelAnswers, ModelRun
 
 serving = Serving.from_environment()
 
@@ -52,9 +51,10 @@ class FaceModels:
         return self.host.status()
 
     @bentoml.api(**serving.batching())
-    def detect(self, canvases: list[np.ndarray]) -> list[np.ndarray]:
-        """Detector rows per 640x640 canvas."""
-        return self.host.detect(canvases)
+    def run(self, runs: list[Carried[ModelRun]]) -> list[Carried[ModelAnswers]]:
+        """Each caller's items through its role's model (the detector's canvases, and whatever role a family adds):
+        batched the same way for every role."""
+        return self.host.run(runs)
 
     @bentoml.api(**serving.batching())
     def swap_faces(self, requests: list[Carried[FaceSwapRequest]]) -> list[Carried[FaceSwapResult]]:

@@ -47,7 +47,7 @@ def main() -> None:
         scale = size / 640
         frame = draw_faces((size, size), [(int(320 * scale), int(320 * scale))], scale=scale)
         canvas, factor = letterbox(frame)
-        face = faces_from_detections(loaded.detect([canvas])[0], factor)[0]
+        face = faces_from_detections(loaded.run("detector", [canvas])[0], factor)[0]
         matrix = align_matrix(face.landmarks, 128)
         region = paste_region(frame.shape, matrix, crop_mask(128))
         swapped = crop_face(frame, matrix, 128)

@@ -35,7 +35,7 @@ def stage_times(engine, loaded, image: bytes) -> dict[str, float]:
     times["decode"] = clock() - start
     start = clock()
     canvas, scale = letterbox(frame)
-    faces = faces_from_detections(loaded.detect([canvas])[0], scale)
+    faces = faces_from_detections(loaded.run("detector", [canvas])[0], scale)
     times["detect"] = clock() - start
     start = clock()
     crop = crop_face(frame, align_matrix(faces[0].landmarks, RECOGNIZER_SIZE), RECOGNIZER_SIZE)
@@ -91,7 +91,7 @@ def main() -> None:
     items = [SwapItem(d.faces[0].crop, latent) for d in targets]
     for _ in range(args.runs):
         start = time.perf_counter()
-        loaded.detect([canvas])
+        loaded.run("detector", [canvas])
         swapper.latents(recognizer([face_crop]))
         swapper(items)
         models_only.append(time.perf_counter() - start)

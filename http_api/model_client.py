@@ -7,10 +7,9 @@ import logging
 from typing import Any
 
 import aiohttp
-import numpy as np
 
 from swaparoony.errors import ServiceNotReady
-from swaparoony.types import FaceSwapRequest, FaceSwapResult, Frame
+from swaparoony.types import FaceSwapRequest, FaceSwapResult, ModelRun
 
 logger = logging.getLogger("swaparoony")
 MODEL_CALL_ATTEMPTS = 3
@@ -45,8 +44,9 @@ class BatchedFaceModels:
             return await self.service.to_async.status()
         return self.service.status()
 
-    async def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
-        return await self._call("detect", canvases)
+    async def run(self, role: str, items: list[Any]) -> list[Any]:
+        (answered,) = await self._call("run", [ModelRun(role, items)])
+        return list(answered.answers)
 
     async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
         return await self._call("swap_faces", requests)

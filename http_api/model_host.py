@@ -9,7 +9,6 @@ import logging
 from typing import Any
 
 import bentoml
-import numpy as np
 
 import bento_models
 from swaparoony.errors import AcceleratorUnavailable, ModelsUnavailable
@@ -18,7 +17,7 @@ from swaparoony.models.cache import ModelCache
 from swaparoony.models.family import RunOptions
 from swaparoony.models.loaded_models import LoadedModels
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
-from swaparoony.types import FaceSwapRequest, FaceSwapResult
+from swaparoony.types import FaceSwapRequest, FaceSwapResult, ModelAnswers, ModelRun
 
 from .metrics import service_metrics
 from .shutdown import CallCount, DrainMarks, drain_on_sigterm
@@ -66,11 +65,17 @@ class ModelHost:
         providers = self.loaded.providers if self.loaded else {}
         return {"ready": self.loaded is not None, "problem": self.problem, "providers": providers}
 
-    def detect(self, canvases: list[np.ndarray]) -> list[np.ndarray]:
-        """Detector rows per 640x640 canvas."""
-        found = self._models().detect(canvases)
-        self.answered.add(len(canvases))
-        return found
+    def run(self, runs: list[ModelRun]) -> list[ModelAnswers]:
+        """Each caller's answers from its role's model, every role's items in the batch run as one batch."""
+        models = self._models()
+        answers: list[list[Any]] = [[] for _ in runs]
+        for role in dict.fromkeys(run.role for run in runs):
+            mine = [index for index, run in enumerate(runs) if run.role == role]
+            done = iter(models.run(role, [item for index in mine for item in runs[index].items]))
+            for index in mine:
+                answers[index] = [next(done) for _ in runs[index].items]
+        self.answered.add(len(runs))
+        return [ModelAnswers(answered) for answered in answers]
 
     def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
         """Per request, its source faces swapped into their destination crops, with each result's similarity."""

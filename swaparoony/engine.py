@@ -26,7 +26,7 @@ from .imaging.overview import contact_sheet, numbered_faces
 from .imaging.vision import MEDIA_TYPES, OutputFormat, encode_image
 from .models.arcface import RECOGNIZER_SIZE
 from .models.model_calls import ModelCalls
-from .models.scrfd import faces_from_detections, letterbox
+from .models.scrfd import ROLE as DETECTOR, faces_from_detections, letterbox
 from .provenance import content_credentials
 from .provenance.content_credentials import Marker, Provenance, Unmarked
 from .provenance.visible_label import labelled
@@ -257,7 +257,7 @@ class SwapEngine:
 
     async def _faces(self, frame: Frame) -> list[Face]:
         canvas, scale = await asyncio.to_thread(letterbox, frame)
-        (detections,) = await self.models.detect([canvas])
+        (detections,) = await self.models.run(DETECTOR, [canvas])
         return faces_from_detections(detections, scale)
 
     async def _spliced_jpegs(self, placed: list[tuple[PreparedOutput, list[Paste]]]) -> list[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +47,22 @@ class DecodedImage:
 
     frame: Frame
     scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One caller's items for one role's model (the detector's canvases, a face parser's crops): what the model
+    service batches the same way for every role."""
+
+    role: str
+    items: list[Any]
+
+
+@dataclass(frozen=True)
+class ModelAnswers:
+    """One answer per item of a ModelRun, in its order."""
+
+    answers: list[Any]
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def test_a_swapper_pinned_to_batch_one_is_rebatched_and_swaps_a_batch_in_one_cal
         assert np.abs(got.astype(int) - want).max() <= 1
     # The detector (outputs with the batch folded into the anchors) re-batches too, and finds the same faces.
     calls = count_runs(rebatched.roles["detector"])
-    for got, want in zip(rebatched.detect(CANVASES), item_by_item.detect(CANVASES)):
+    for got, want in zip(rebatched.run("detector", CANVASES), item_by_item.run("detector", CANVASES)):
         assert np.allclose(got, want, atol=1e-3)
     assert calls == [len(CANVASES)]
 

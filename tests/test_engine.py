@@ -114,4 +114,4 @@ def test_a_big_request_goes_in_chunks_and_gives_the_same_pictures(budgeted: tupl
     assert models.calls == [4, 4]  # one face of 4 tiles a call
     (whole,) = asyncio.run(engine.swap(upload, options)).swapped  # the default budget: one call
     assert np.array_equal(decode(chunked.data), decode(whole.data))
-    assert chunked.faces == whole.faces and chunking.work.in_flight == 0
+    assert chunked.faces == whole.faces and chunking.work._free == chunking.work.capacity  # nothing left held

@@ -41,9 +41,9 @@ def test_a_detector_with_other_names_and_order_finds_the_same_faces(models_dir: 
     copied = with_file(models_dir, tmp_path, DETECTOR.relative_path, detector_model(output_names=renamed, by_stride=True))
     loaded = LoadedModels.load(copied)
     assert loaded.roles["detector"].layout.output_names[:3] == ("score_8", "score_16", "score_32")
-    for got, want in zip(loaded.detect(CANVASES), reference.detect(CANVASES)):
+    for got, want in zip(loaded.run("detector", CANVASES), reference.run("detector", CANVASES)):
         assert np.array_equal(got, want)
-    assert len(loaded.detect(CANVASES)[0]) == 2
+    assert len(loaded.run("detector", CANVASES)[0]) == 2
 
 
 def test_a_free_batch_detector_runs_a_batch_as_one_call(models_dir: Path, tmp_path: Path, reference: LoadedModels) -> None:
@@ -51,7 +51,7 @@ def test_a_free_batch_detector_runs_a_batch_as_one_call(models_dir: Path, tmp_pa
     loaded = LoadedModels.load(copied, rebatch="off")
     assert loaded.batching["detector"] is True
     calls = count_runs(loaded.roles["detector"])
-    for got, want in zip(loaded.detect(CANVASES), reference.detect(CANVASES)):
+    for got, want in zip(loaded.run("detector", CANVASES), reference.run("detector", CANVASES)):
         assert np.array_equal(got, want)
     assert calls == [3]  # three canvases, one session run
 
@@ -74,7 +74,7 @@ def test_the_other_scrfd_detectors_are_chosen_by_one_setting(models_dir: Path, t
     with caplog.at_level(logging.WARNING):
         loaded = LoadedModels.load(copied, choices={"detector": detector})
     assert f"no release checksum is known for {detector}" in caplog.text
-    assert [len(found) for found in loaded.detect(CANVASES)] == [2, 1, 0]
+    assert [len(found) for found in loaded.run("detector", CANVASES)] == [2, 1, 0]
 
 
 def one_landmark_output_short() -> onnx.ModelProto:

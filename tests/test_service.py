@@ -190,7 +190,7 @@ def test_concurrent_requests_are_batched_on_the_model_service(server: Server) ->
             responses = list(pool.map(lambda _: post_swap(server), range(16)))
         assert all(r.status_code == 200 for r in responses), [(r.status_code, r.text[:300]) for r in responses if r.status_code != 200]
         after = httpx.get(server.url + "/metrics").text
-        merged = sum(batches_larger_than_one(after, m) - batches_larger_than_one(before, m) for m in ("detect", "swap_faces"))
+        merged = sum(batches_larger_than_one(after, m) - batches_larger_than_one(before, m) for m in ("run", "swap_faces"))
         if merged > 0:
             break
     assert merged > 0, "80 requests, 16 at a time, never shared a model batch"
@@ -213,7 +213,7 @@ def test_sustained_load_drops_no_model_call(server: Server) -> None:
 def test_the_log_has_one_access_line_per_request_not_one_per_model_call(server: Server) -> None:
     assert post_swap(server).status_code == 200
     wait_for(lambda: "method=POST,path=/swap," in server.log(), "the API's access line for /swap")
-    assert "path=/detect" not in server.log() and "path=/swap_faces" not in server.log()
+    assert "path=/run" not in server.log() and "path=/swap_faces" not in server.log()
 
 
 def test_openapi_documents_the_public_routes(server: Server) -> None:
@@ -309,10 +309,11 @@ def test_a_gallery_with_no_usable_destination_is_503_before_any_model_call(
         cv2.imwrite(str(gallery / "empty_room.png"), np.full((300, 400, 3), 25, np.uint8))
         wait_for(lambda: "No destination portrait" in httpx.get(running.url + "/readyz").text, "/readyz to say why")
         assert httpx.get(running.url + "/readyz").status_code == 503
-        calls_before = running.log().count("path=/detect")
+        detected = 'swaparoony_model_items_total{model="detector"}'
+        detected_before = metric(running, detected)
         response = post_swap(running)
         assert response.status_code == 503 and "No destination portrait has a face" in response.json()["error"]
-        assert running.log().count("path=/detect") == calls_before  # refused before decoding or detecting
+        assert metric(running, detected) == detected_before  # refused before decoding or detecting
     finally:
         stop_server(running.process)
 

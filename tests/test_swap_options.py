@@ -95,7 +95,7 @@ def only_picture(response: httpx.Response) -> np.ndarray:
 
 def faces_in(models: LoadedModels, frame: np.ndarray) -> list[Face]:
     canvas, scale = letterbox(frame)
-    (rows,) = models.detect([canvas])
+    (rows,) = models.run("detector", [canvas])
     return faces_from_detections(rows, scale)
 
 

@@ -18,7 +18,7 @@ from ..imaging.face_geometry import PasteRegion, align_matrix, crop_face, crop_m
 from ..imaging.vision import MEDIA_TYPES as FORMAT_MEDIA_TYPES, SUFFIXES
 from ..models.model_calls import ModelCalls
 from ..models.pixel_boost import BOOST_SIZES
-from ..models.scrfd import faces_from_detections, letterbox
+from ..models.scrfd import ROLE as DETECTOR, faces_from_detections, letterbox
 from ..types import DecodedImage, Face, Frame
 from .bounds import GalleryBounds, pixels_of
 from .index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
@@ -125,7 +125,7 @@ class Gallery:
         files = {name: file for name, _, file, _ in read}
         broken = [Destination(name, UNREADABLE, (), reason) for name, _, _, reason in read if reason is not None]
         canvases = [letterbox(frame) for frame in frames.values()]
-        detections = await models.detect([canvas for canvas, _ in canvases]) if canvases else []
+        detections = await models.run(DETECTOR, [canvas for canvas, _ in canvases]) if canvases else []
         loaded = [
             _destination(name, frame, files[name], faces_from_detections(found, scale))
             for (name, frame), (_, scale), found in zip(frames.items(), canvases, detections)

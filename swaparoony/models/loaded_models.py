@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 
@@ -20,7 +19,6 @@ from .cache import ModelCache
 from .family import BatchedModel, ModelFamily, OpenedModel, RunOptions
 from .onnx_loader import CUDA, default_providers, open_session, require_files, warn_if_not_release
 from .registry import FAMILIES, Choices, service_files
-from .scrfd import FaceDetector
 from .specs import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -72,9 +70,12 @@ class LoadedModels:
         """The loaded models that finish swapped crops (ModelFamily.finishes_swaps), in registration order."""
         return [self.roles[role] for role, family in FAMILIES.items() if family.finishes_swaps and role in self.roles]
 
-    def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
-        """Detector rows per 640x640 canvas."""
-        return self.of(FaceDetector)(canvases)
+    def run(self, role: str, items: list[Any]) -> list[Any]:
+        """One answer per item from the role's model, the batch run as its family runs every batch."""
+        model = self.roles.get(role)
+        if model is None:
+            raise LookupError(f"no model has the role {role!r}; loaded: {sorted(self.roles)}")
+        return model(items)
 
     def _ran(self, role: str, items: int, calls: int) -> None:
         self.runs[role] += items

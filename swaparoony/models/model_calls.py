@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
-import numpy as np
-
-from ..types import FaceSwapRequest, FaceSwapResult, Frame
+from ..types import FaceSwapRequest, FaceSwapResult
 from .loaded_models import LoadedModels
 from .swap_pipeline import swap_faces
 
 
 class ModelCalls(Protocol):
-    """The engine's two model calls; the service routes them through BentoML's batching (http_api/model_client.py).
+    """The engine's model calls: a batch of items for any role's model (the same for every role, so a new family's
+    model is called without a new method), and the swap pipeline; the service routes both through BentoML's batching
+    (http_api/model_client.py).
 
     Named for what it is to the engine, calls it makes, apart from the BentoML service that answers them
     (service.FaceModels) and the sessions that run them (LoadedModels)."""
 
-    async def detect(self, canvases: list[Frame]) -> list[np.ndarray]: ...
+    async def run(self, role: str, items: list[Any]) -> list[Any]: ...
 
     async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]: ...
 
@@ -29,8 +29,8 @@ class LocalModelCalls:
     def __init__(self, models: LoadedModels) -> None:
         self.models = models
 
-    async def detect(self, canvases: list[Frame]) -> list[np.ndarray]:
-        return await asyncio.to_thread(self.models.detect, canvases)
+    async def run(self, role: str, items: list[Any]) -> list[Any]:
+        return await asyncio.to_thread(self.models.run, role, items)
 
     async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
         return await asyncio.to_thread(swap_faces, self.models, requests)

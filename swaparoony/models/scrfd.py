@@ -22,11 +22,12 @@ DETECTION_COLUMNS = 15
 """x1, y1, x2, y2, score, then five (x, y) landmarks: one row per face."""
 
 _INSIGHTFACE = "https://github.com/deepinsight/insightface/releases/download/v0.7"
+ROLE = "detector"
 
 
 def _scrfd(key: str, relative_path: str, pack: str, size: int | None = None, sha256: str | None = None) -> ModelSpec:
     """An SCRFD file: all were trained at 640x640 with the same normalisation and one image input."""
-    return ModelSpec(key=key, role="detector", relative_path=relative_path, size=size, sha256=sha256,
+    return ModelSpec(key=key, role=ROLE, relative_path=relative_path, size=size, sha256=sha256,
                      sources=(Source(f"{_INSIGHTFACE}/{pack}.zip", f"{key}.onnx"),), input_size=640,
                      normalisation=Normalisation(127.5, 128.0), inputs=((BATCH, 3, FREE, FREE),))
 
@@ -153,4 +154,4 @@ def _detector(opened: OpenedModel, options: RunOptions) -> FaceDetector:
     return FaceDetector(opened, options.detection_threshold)
 
 
-FAMILY = ModelFamily("detector", DETECTORS, DEFAULT_DETECTOR, _detector, find_outputs=scrfd_outputs)
+FAMILY = ModelFamily(ROLE, DETECTORS, DEFAULT_DETECTOR, _detector, find_outputs=scrfd_outputs)
