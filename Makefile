@@ -40,7 +40,9 @@ serve: install
 	  "at this machine's address (BentoML's line below names only localhost)." >&2;; esac
 	$(BIN)/bentoml serve service:Swaparoony --host $(HOST) --port $(PORT)
 
+# mypy first (its config is in pyproject.toml): type hints that do not tell the truth fail the run.
 test: install-dev
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 # The Bento (GPU: bentofile.yaml; CPU: BENTOFILE=bentofile.cpu.yaml), with the models from the store.
