@@ -8,10 +8,11 @@ OpenAPI schema both get a plain sentence instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from .asgi import ASGIApp, Receive, Scope, Send
+from .asgi import ASGIApp, Message, Receive, Scope, Send
 from .routes import ErrorShape, error_shape
 
 
@@ -38,38 +39,7 @@ class ErrorBodyMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start: dict[str, Any] | None = None
-        chunks: list[bytes] = []
-
-        async def capture(message: dict[str, Any]) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                headers = dict(message.get("headers", []))
-                if 400 <= message["status"] < 500 and headers.get(b"content-type", b"").startswith(b"application/json"):
-                    start = message
-                    return
-                await send(message)
-            elif start is not None:
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    await self._flush(start, b"".join(chunks), send)
-            else:
-                await send(message)
-
-        await self.app(scope, receive, capture)
-
-    @staticmethod
-    async def _flush(start: dict[str, Any], body: bytes, send: Send) -> None:
-        try:
-            rewritten = readable(json.loads(body))
-        except ValueError:
-            rewritten = None
-        if rewritten is not None:
-            body = json.dumps(rewritten).encode()
-        headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({**start, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, receive, rewriting(send, _client_error_json, _readable_body))
 
 
 class RouteErrorShapeMiddleware:
@@ -85,24 +55,45 @@ class RouteErrorShapeMiddleware:
         if shape == "service":
             await self.app(scope, receive, send)
             return
-        start: dict[str, Any] | None = None
-        chunks: list[bytes] = []
+        await self.app(scope, receive, rewriting(send, lambda start: start["status"] >= 400,
+                                                 lambda body, status: reshaped(body, status, shape)))
 
-        async def reshaping_send(message: dict[str, Any]) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                start = message
-            elif start is not None and message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    body = reshaped(b"".join(chunks), start["status"], shape)
-                    headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
-                    await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-                    await send({"type": "http.response.body", "body": body})
-            else:
-                await send(message)
 
-        await self.app(scope, receive, reshaping_send)
+def rewriting(send: Send, holds: Callable[[Message], bool], rewrite: Callable[[bytes, int], bytes]) -> Send:
+    """A send that holds back each response `holds` picks and sends it whole once its body is in, rewritten, with
+    its content-length made true; every other response goes on as it comes."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def held_send(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start" and holds(message):
+            start = message
+            return
+        if start is None or message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            body = rewrite(b"".join(chunks), start["status"])
+            headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+    return held_send
+
+
+def _client_error_json(start: Message) -> bool:
+    headers = dict(start.get("headers", []))
+    return 400 <= start["status"] < 500 and headers.get(b"content-type", b"").startswith(b"application/json")
+
+
+def _readable_body(body: bytes, status: int) -> bytes:
+    try:
+        rewritten = readable(json.loads(body))
+    except ValueError:
+        return body
+    return body if rewritten is None else json.dumps(rewritten).encode()
 
 
 def reshaped(body: bytes, status: int, shape: ErrorShape) -> bytes:
