@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import re
 import time
 from collections.abc import Callable
@@ -216,10 +217,16 @@ def test_the_patched_stop_removes_the_sockets_once_the_workers_have_stopped() ->
     patches.sockets_outlive_workers()
     arbiter = patches.private_arbiter([], threaded=True)
     directory = Path(arbiter.endpoint.removeprefix("ipc://")).parent
-    arbiter.start()
     removed_after_stop: list[bool] = []
     arbiter.exit_stack.callback(lambda: removed_after_stop.append(arbiter._stopping))
-    arbiter.stop()
+    arbiter.start()
+    client = CircusClient(endpoint=arbiter.endpoint, timeout=10)
+    assert client.call({"command": "list", "properties": {}})["status"] == "ok"  # running: its loop exists to stop
+    client.stop()
+    stopping = threading.Thread(target=arbiter.stop, daemon=True)  # a stop that hangs fails here, not the suite
+    stopping.start()
+    stopping.join(30)
+    assert not stopping.is_alive(), "the arbiter did not stop within 30 s"
     assert removed_after_stop[:1] == [True] and not directory.exists()
 
 
