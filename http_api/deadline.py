@@ -4,7 +4,10 @@ BentoML's own TimeoutMiddleware waits for the app's first `send` or for the time
 first. An app that raises before sending (any unhandled exception, or a bare CancelledError from
 aiohttp's connection pool) therefore leaves the client waiting the whole timeout, and uvicorn's
 shutdown waits for it too. This middleware sits inside it with a shorter deadline and always answers
-with the service's error body: 504 when time is up, 500 when the app failed without answering.
+with the service's error body: 504 when time is up, 500 when the app failed without answering, and 499
+(nginx's "client closed request") when the app let go of a request whose client had hung up: the
+connection is gone, so nobody reads it, but BentoML's middleware stops waiting for it at once (it kept
+the request's task, and so a SIGTERM's shutdown, waiting the whole timeout).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import logging
 
 from .asgi import ASGIApp, Message, Receive, Scope, Send, abandon, send_error
+from .metrics import CLIENT_CLOSED
 
 logger = logging.getLogger("swaparoony")
 
@@ -54,4 +58,6 @@ class RequestDeadlineMiddleware:
             logger.error("%s %s failed: %r", scope.get("method"), scope.get("path"), failure, exc_info=failure)
             if not started:
                 await send_error(send, 500, "The server failed to process the request; the log says why.", "internal_error")
+        elif not started:  # only a request whose client hung up is let go unanswered
+            await send_error(send, CLIENT_CLOSED, "The client closed the connection before its answer.", "client_closed")
 

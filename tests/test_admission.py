@@ -3,10 +3,13 @@ and tokens are checked from the headers before a byte of the body is read."""
 
 from __future__ import annotations
 
+import os
 import re
 import select
+import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -169,3 +172,17 @@ def test_a_client_gone_mid_upload_is_one_warning_line_not_a_500(guarded: Server)
 def test_the_decode_queue_takes_turns_by_the_address_a_proxy_vouches_for(headers: list, peer: tuple | None,
                                                                          key: str) -> None:
     assert client_key({"type": "http", "headers": headers, "client": peer}) == key
+
+
+def test_the_server_stops_on_sigterm_at_once_after_clients_hung_up(guarded: Server) -> None:
+    """Last in this module: it stops the module's server. A request let go because its client hung up (mid-body here,
+    after the body in test_work_budget) must not keep its task, and so the shutdown, waiting the request timeout."""
+    connection = open_upload(guarded, length=len(UPLOAD) + 500, headers=f"Authorization: Bearer {API_TOKEN}\r\n")
+    connection.sendall(UPLOAD[:1000])
+    wait_for(lambda: held(guarded, "receiving") == 1, "the upload to be receiving")
+    connection.close()
+    wait_for(lambda: held(guarded, "receiving") == 0, "the closed upload to be let go")
+    started = time.monotonic()
+    os.killpg(guarded.process.pid, signal.SIGTERM)
+    assert guarded.process.wait(timeout=60) == 0
+    assert time.monotonic() - started < 20, guarded.log()[-2000:]  # was the request timeout, 290 s by default
