@@ -16,7 +16,9 @@ from PIL import Image
 import generated_models
 from generated_models import detector_model, draw_faces, recognizer_model, swapper_model, write_models
 from serving import REPO, Server, SharedServer, metric, start_server, stop_server, wait_for
-from swaparoony.models.specs import DETECTOR, RECOGNIZER, SWAPPER
+from swaparoony.models.arcface import RECOGNIZER
+from swaparoony.models.inswapper import SWAPPER
+from swaparoony.models.scrfd import DETECTOR
 
 __all__ = ["REPO", "Server", "SharedServer", "metric", "start_server", "stop_server", "wait_for"]
 ADMIN_TOKEN = "operator-token-for-tests-0123"

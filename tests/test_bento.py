@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import REPO, encode, start_server, stop_server, upload_image
-from swaparoony.models.specs import DEFAULT_MODELS
+from swaparoony.models.registry import service_files
 from test_model_download import write_manifest as write_file_manifest
 
 
@@ -56,8 +56,8 @@ def test_build_export_and_serve_the_bento(tmp_path: Path, models_dir: Path) -> N
 
 def write_manifest(tmp_path: Path, models_dir: Path) -> Path:
     """A manifest describing the generated files, so import verifies them as it would the real ones."""
-    files = {spec.relative_path: (models_dir / spec.relative_path).read_bytes() for spec in DEFAULT_MODELS}
-    return write_file_manifest(tmp_path / "manifest.json", files, {spec.relative_path: [] for spec in DEFAULT_MODELS})
+    files = {spec.relative_path: (models_dir / spec.relative_path).read_bytes() for spec in service_files()}
+    return write_file_manifest(tmp_path / "manifest.json", files, {spec.relative_path: [] for spec in service_files()})
 
 
 def test_make_bento_refuses_to_build_without_the_models(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from conftest import Server, SharedServer, encode, metric, start_server, stop_server, upload_image, wait_for
 from swaparoony.errors import ModelsUnavailable
 from swaparoony.models.loaded_models import LoadedModels
-from swaparoony.models.specs import SWAPPER
+from swaparoony.models.inswapper import SWAPPER
 from test_privacy_and_access import image_files
 
 UPLOAD = encode(upload_image())

@@ -8,10 +8,8 @@ and insightface itself finds outputs by position and shape. A batch axis may be 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 LICENCE = (
     "InsightFace's buffalo_l, buffalo_s and antelopev2 model packs and inswapper_128 are released for "
@@ -69,22 +67,3 @@ class ModelSpec:
 def licences(specs: Iterable[ModelSpec]) -> str:
     """The licences of these files, each said once."""
     return " ".join(dict.fromkeys(spec.licence for spec in specs))
-
-
-_MOVED = {"DETECTORS": "scrfd", "DEFAULT_DETECTOR": "scrfd", "DETECTOR": "scrfd", "SCRFD_OUTPUTS": "scrfd",
-          "SCRFD_STRIDES": "scrfd", "RECOGNIZER": "arcface", "SWAPPER": "inswapper", "ALL_FILES": "registry",
-          "DEFAULT_MODELS": "registry", "model_set": "registry"}
-
-
-def __getattr__(name: str) -> Any:
-    """The names that moved to their family's module or the registry, for the importers not yet moved (bento_models.py,
-    tests/conftest.py, tests/test_bento.py, tests/test_faults.py); imported lazily, since the families import this
-    module. Goes once they import from scrfd, arcface, inswapper and registry."""
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__package__}.{_MOVED[name]}")
-    if name == "model_set":  # model_set(detector) was the three files; service_files takes a choice per role
-        return lambda detector="det_10g": module.service_files({"detector": detector})
-    if name == "DEFAULT_MODELS":
-        return module.service_files()
-    return getattr(module, name)
