@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -70,6 +72,25 @@ def test_a_request_outliving_the_timeout_gets_504_not_a_hang(impatient: Server) 
     assert reply.startswith("HTTP/1.1 504"), reply[:200]
     assert "3 seconds" in reply and '"code": "timeout"' in reply and time.monotonic() - started < 15
     assert httpx.post(impatient.url + "/faces", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}).status_code == 200
+
+
+def test_the_booth_frontends_route_answers_its_timeout_in_its_documented_shape(impatient: Server) -> None:
+    body = b'{"image": "' + base64.b64encode(UPLOAD)
+    url = urlparse(impatient.url)
+    connection = socket.create_connection((url.hostname, url.port), timeout=30)
+    connection.sendall(f"POST /v1/models/swaparoony-face-swap:predict HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                       f"Content-Type: application/json\r\nContent-Length: {len(body) + 100}\r\n\r\n".encode() + body)
+    reply = b""
+    while not reply.endswith(b"}"):
+        chunk = connection.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    connection.close()
+    head, _, answer = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 504"), reply[:200]
+    parsed = json.loads(answer)
+    assert parsed["success"] is False and parsed["error"] == "Gateway Timeout" and "3 seconds" in parsed["detail"]
 
 
 def test_clients_vanishing_mid_upload_leave_nothing_behind(impatient: Server) -> None:
