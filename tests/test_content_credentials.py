@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 
 from conftest import REPO, Server, decode, encode, start_server, stop_server, upload_image, wait_for
+from swaparoony.errors import CredentialsUnavailable
 from swaparoony.provenance import content_credentials
 from swaparoony.provenance.content_credentials import Provenance
 from swaparoony.settings import Settings
@@ -244,17 +245,17 @@ def test_the_operators_certificate_signs_and_the_visible_label_shows(server: Ser
         assert changed.sum() > 500, output_format
 
 
-def test_a_broken_signing_key_stops_swaps_with_the_reason(started: Callable[..., Server], tmp_path: Path) -> None:
+def test_a_broken_signing_key_stops_swaps_with_the_reason(tmp_path: Path) -> None:
+    """In process: the engine's start raises this, and /readyz and every API answer 503 with an engine start's reason
+    (proved over HTTP by the unreadable-gallery tests, the same path)."""
     cert, _, _ = operator_identity(tmp_path)
     other_key = tmp_path / "other.key"
     other_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    broken = started({"SWAPAROONY_SIGNING_CERT": str(cert), "SWAPAROONY_SIGNING_KEY": str(other_key)}, wait_ready=False)
-    wait_for(lambda: httpx.get(broken.url + "/readyz").status_code == 503 and "key does not belong" in
-             httpx.get(broken.url + "/readyz").text, "readyz to name the signing problem")
-    response = httpx.post(broken.url + "/swap_image", files={"image": ("a.jpg", UPLOAD, "image/jpeg")},
-                          data={"destination": "two_faces.png"}, timeout=60)
-    assert response.status_code == 503 and "key does not belong" in response.json()["error"]
+    with pytest.raises(CredentialsUnavailable, match="key does not belong") as refused:
+        content_credentials.from_settings(Settings(signing_cert=cert, signing_key=other_key, state_dir=tmp_path / "state"),
+                                          "1.0")
+    assert refused.value.status == 503
 
 
 def test_credentials_off_sends_plain_pictures_and_says_so_in_the_log(started: Callable[..., Server]) -> None:
