@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,14 +12,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import REPO, Server, encode, upload_image
+from browser import chromium, photo_in
+from conftest import REPO, Server
 from swaparoony.provenance import credentials_report
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, Request
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path("/tmp/front_door")
+SCREENSHOTS = REPO / "build" / "screenshots"
 PICTURE_APIS = ("swaparoony__swap_image", "swaparoony__swap_sheet", "swaparoony__faces_image")
 MAIN_APIS = ("swaparoony__swap", "swaparoony__swap_image", "swaparoony__swap_sheet", "swaparoony__swap_zip",
              "swaparoony__faces", "swaparoony__faces_image", "swaparoony__destinations")
@@ -28,15 +27,7 @@ MAIN_APIS = ("swaparoony__swap", "swaparoony__swap_image", "swaparoony__swap_she
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is not installed (.ci/run installs it)")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield launched
-        launched.close()
+    yield from chromium()
 
 
 @pytest.fixture
@@ -59,9 +50,7 @@ def page(browser: Browser, server: Server, sent: list[Request]) -> Iterator[Page
 
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("photo") / "me.jpg"
-    path.write_bytes(encode(upload_image()))
-    return path
+    return photo_in(tmp_path_factory.mktemp("photo"))
 
 
 def opened(page: Page, operation: str) -> Locator:
@@ -73,7 +62,7 @@ def opened(page: Page, operation: str) -> Locator:
 
 
 def shot(element: Page | Locator, name: str) -> None:
-    """Keep what a person sees under /tmp/front_door/, to look at."""
+    """Keep what a person sees under build/screenshots/, to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     element.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 

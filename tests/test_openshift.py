@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from http_api.serving import BACKSTOP_S
 from swaparoony.settings import Settings
 
 OPENSHIFT = Path(__file__).resolve().parent.parent / "openshift"
@@ -99,7 +100,6 @@ def test_port_probes_and_security_context(variant: str) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_shutdown_lets_the_longest_request_finish(variant: str) -> None:
-    from service import BACKSTOP_S
     docs = render(variant)
     pod = docs["InferenceService"]["spec"]["predictor"] if "InferenceService" in docs else docs["Deployment"]["spec"]["template"]["spec"]
     pre_stop = runtime_container(docs)["lifecycle"]["preStop"]["exec"]["command"]

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from conftest import API_TOKEN, REPO, Server, encode, upload_image
+from http_api.routes import PREDICT_PATH
 
 UPLOAD = encode(upload_image())
 TOKEN = API_TOKEN
@@ -51,6 +52,9 @@ def test_uploads_and_results_are_never_written_or_logged(guarded: Server) -> Non
         assert encoded[start : start + 64] not in log
 
 
+ORIGINAL_ROUTES = ("/api/v1/swap", PREDICT_PATH)
+
+
 @pytest.mark.parametrize("header", [None, "Bearer wrong", f"bearer {TOKEN}x", TOKEN, f"Basic {TOKEN}"])
 def test_apis_need_the_token(guarded: Server, header: str | None) -> None:
     headers = {"Authorization": header} if header else {}
@@ -62,7 +66,12 @@ def test_apis_need_the_token(guarded: Server, header: str | None) -> None:
     ):
         response = httpx.request(method, guarded.url + route, headers=headers, **kwargs)
         assert response.status_code == 401, route
-        assert "Bearer" in response.json()["error"]
+        body = response.json()
+        # Each in the shape its clients parse: the original API's detail (KServe's with success false), else error.
+        message = body["detail"] if route in ORIGINAL_ROUTES else body["error"]
+        assert "Bearer" in message and body["code"] == "unauthorized", body
+        if route == PREDICT_PATH:
+            assert body["success"] is False and body["error"] == "Unauthorized"
 
 
 def test_the_right_token_gets_in_and_probes_stay_open(guarded: Server) -> None:
@@ -79,4 +88,4 @@ def test_uploads_up_to_the_limit_stay_in_memory() -> None:
     import service
     from starlette.formparsers import MultiPartParser
 
-    assert MultiPartParser.spool_max_size > service.settings.max_upload_bytes
+    assert MultiPartParser.spool_max_size > service.serving.settings.max_upload_bytes

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import ADMIN_TOKEN, Server, encode, upload_image
+from browser import chromium, photo_in
+from conftest import ADMIN_TOKEN, Server, encode
 from generated_models import draw_faces
 
-CHROMIUM = "/usr/bin/chromium"
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is not installed (.ci/run installs it)")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield launched
-        launched.close()
+    yield from chromium()
 
 
 @pytest.fixture
@@ -43,9 +35,7 @@ def page(browser: object, server: Server) -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("photo") / "me.jpg"
-    path.write_bytes(encode(upload_image()))
-    return path
+    return photo_in(tmp_path_factory.mktemp("photo"))
 
 
 def try_it_out(page: object, operation: str, photo: Path | None, choices: dict[str, str] | None = None) -> object:
