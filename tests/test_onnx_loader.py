@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from conftest import REPO
 from generated_models import detector_model
 
 from swaparoony.errors import AcceleratorUnavailable, ModelFileInvalid, ModelFileMissing
@@ -84,3 +87,10 @@ def test_non_release_file_only_warns(models_dir: Path, caplog: pytest.LogCapture
 def test_cuda_asked_for_but_cpu_given_refuses_to_start(models_dir: Path) -> None:
     with pytest.raises(AcceleratorUnavailable, match="CUDA was asked for"):
         LoadedModels.load(models_dir, (CUDA, CPU))
+
+
+def test_importing_the_service_leaves_onnx_for_the_files_parsed() -> None:
+    """Every process BentoML starts imports service.py; onnx (0.65 s, most of it ml_dtypes) waits for a parse."""
+    imported = subprocess.run([sys.executable, "-c", "import sys, service; print('onnx' in sys.modules)"],
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert imported.stdout.strip() == "False", imported.stderr[-2000:]

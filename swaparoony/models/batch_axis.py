@@ -11,16 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 from ..errors import ModelFileInvalid
 from .contract import ModelLayout, OutputFinder
 from .onnx_loader import open_session
 from .specs import FREE, ModelSpec
+
+if TYPE_CHECKING:
+    import onnx
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ TOLERANCE = 1e-3
 
 def free_batch_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model with a symbolic batch axis on its inputs and outputs and no Reshape pinning it to 1 (changed in place)."""
+    from onnx import numpy_helper  # here, not at import: see onnx_loader.parsed()
+
     graph = model.graph
     initializers = {tensor.name for tensor in graph.initializer}
     for value in [*(i for i in graph.input if i.name not in initializers), *graph.output]:

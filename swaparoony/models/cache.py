@@ -13,13 +13,15 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
-from ..errors import ModelFileInvalid
-from .onnx_loader import sha256_of, trailing_initializer
+from .onnx_loader import parsed, sha256_of, trailing_initializer
 from .specs import ModelSpec
+
+if TYPE_CHECKING:
+    import onnx
 
 logger = logging.getLogger(__name__)
 HASHES_FILE = "model-hashes.json"
@@ -50,10 +52,7 @@ class ModelCache:
             except (OSError, ValueError) as exc:
                 logger.warning("cached emap %s unreadable (%s); reading the model file", name, exc)
         if model is None:
-            try:
-                model = onnx.load(str(path), load_external_data=False)
-            except Exception as exc:  # onnx raises DecodeError and friends for a corrupt protobuf
-                raise ModelFileInvalid(f"{path}: cannot be parsed as an ONNX model ({exc})") from exc
+            model = parsed(path, external_data=False)
         emap = trailing_initializer(model, path, spec)
         if name is not None:
             self._write(name, _npy(emap))

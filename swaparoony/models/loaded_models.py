@@ -6,20 +6,21 @@ import ctypes
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import onnx
 import onnxruntime as ort
 
-from ..errors import ModelFileInvalid
 from ..telemetry import ModelTelemetry, NoModelTelemetry
 from ..types import Frame
 from .batch_axis import batched_or_original, free_batch_copy
 from .cache import ModelCache
 from .family import BatchedModel, ModelFamily, OpenedModel, RunOptions
-from .onnx_loader import CUDA, default_providers, open_session, require_files, warn_if_not_release
+from .onnx_loader import CUDA, default_providers, open_session, parsed, require_files, warn_if_not_release
 from .registry import FAMILIES, Choices, service_files
 from .specs import ModelSpec
+
+if TYPE_CHECKING:
+    import onnx
 
 logger = logging.getLogger(__name__)
 Rebatch = Literal["auto", "on", "off"]
@@ -98,11 +99,11 @@ def _opened(path: Path, spec: ModelSpec, family: ModelFamily, providers: tuple[s
     initializer when the spec asks for one: from the one parse the copy needs, from the cache, or parsed once."""
     warn_if_not_release(path, spec, cache.sha256)
     session, layout = open_session(path, spec, providers, family.find_outputs, device_id=device_id)
-    parsed = _parse(path) if batches and not layout.batch_free else None  # the one parse, if any
-    initializer = cache.emap(path, spec, parsed) if spec.trailing_initializer_shape else None
-    if parsed is not None:
-        copy = free_batch_copy(parsed).SerializeToString()
-        del parsed  # one 554 MB copy of inswapper in Python at a time, not two
+    graph = parsed(path) if batches and not layout.batch_free else None  # the one parse, if any
+    initializer = cache.emap(path, spec, graph) if spec.trailing_initializer_shape else None
+    if graph is not None:
+        copy = free_batch_copy(graph).SerializeToString()
+        del graph  # one 554 MB copy of inswapper in Python at a time, not two
         session, layout = batched_or_original(path, spec, family.find_outputs, providers, (session, layout), copy,
                                               device_id)
         del copy
@@ -116,11 +117,3 @@ def _return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
-
-
-def _parse(path: Path) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError and friends for a corrupt protobuf
-        raise ModelFileInvalid(f"{path}: cannot be parsed as an ONNX model ({exc})") from exc
-

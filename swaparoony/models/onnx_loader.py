@@ -6,15 +6,17 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 from ..errors import AcceleratorUnavailable, ModelFileInvalid, ModelFileMissing
 from .contract import ModelLayout, OutputFinder, check_contract
 from .specs import ModelSpec, licences
+
+if TYPE_CHECKING:
+    import onnx
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +96,22 @@ def open_session(path: Path, spec: ModelSpec, providers: Sequence[str], find_out
     return session, check_contract(path, spec, session, find_outputs)
 
 
+def parsed(path: Path, external_data: bool = True) -> onnx.ModelProto:
+    """The file parsed as an ONNX graph, or ModelFileInvalid. onnx is imported here, not with this module: it costs
+    0.65 s (most of it ml_dtypes) in every process that imports the service, and only a model worker re-batching a
+    model or reading its emap parses a file."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=external_data)
+    except Exception as exc:  # onnx raises DecodeError and friends for a corrupt protobuf
+        raise ModelFileInvalid(f"{path}: cannot be parsed as an ONNX model ({exc})") from exc
+
+
 def trailing_initializer(model: onnx.ModelProto, path: Path, spec: ModelSpec) -> np.ndarray:
     """The graph's last initializer (inswapper's emap), checked against its shape."""
+    from onnx import numpy_helper  # here, not at import: see parsed()
+
     if not model.graph.initializer:
         raise ModelFileInvalid(f"{path}: has no initializers, so no emap; not an inswapper model")
     array = numpy_helper.to_array(model.graph.initializer[-1])
