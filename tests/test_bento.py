@@ -40,6 +40,11 @@ def test_build_export_and_serve_the_bento(tmp_path: Path, models_dir: Path) -> N
     for relative in ("buffalo_l/det_10g.onnx", "buffalo_l/w600k_r50.onnx", "inswapper_128.onnx"):
         assert any(n.startswith("models/swaparoony-models/") and n.endswith(relative) for n in names), relative
     assert any(n.endswith("src/destinations/astronaut.png") for n in names)
+    # Every module of the service is packed (the server below could fall back on this checkout's editable install,
+    # which an image does not have: an exclude of models/ once dropped swaparoony/models/).
+    code = [str(path.relative_to(REPO)) for package in ("swaparoony", "http_api") for path in (REPO / package).rglob("*.py")
+            if "__pycache__" not in path.parts]
+    assert [module for module in code if not any(n.endswith(f"src/{module}") for n in names)] == []
     assert not any("/tests/" in n or ".venv" in n or "openshift/" in n for n in names)
 
     elsewhere = tmp_path / "elsewhere"
