@@ -60,7 +60,7 @@ class FaceModels:
     def swap_faces(self, requests: list[Carried[FaceSwapRequest]]) -> list[Carried[FaceSwapResult]]:
         """Per request, its source faces swapped into their destination crops, with each result's identity
         similarity: the embeddings and latents stay here, so a request makes two calls to this service
-        (detect, swap_faces), not three."""
+        (run for the detector, swap_faces), not three."""
         return self.host.swap_faces(requests)
 
 
