@@ -4,7 +4,7 @@ own browser here), and the photo they upload through it."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,19 @@ def chromium() -> Iterator[Any]:
         )
         yield launched
         launched.close()
+
+
+def swagger_ui(browser: Any, url: str, on_request: Callable[[Any], object]) -> Iterator[Any]:
+    """A fresh page on the service's Swagger UI, its operations listed, telling `on_request` each request it sends
+    (a generator for a fixture)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.on("request", on_request)
+    page.goto(url + "/")
+    page.wait_for_selector(".opblock")
+    yield page
+    context.close()
 
 
 def photo_in(directory: Path) -> Path:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from browser import chromium, photo_in
+from browser import chromium, photo_in, swagger_ui
 from conftest import REPO, Server
 from swaparoony.provenance import credentials_report
 
@@ -38,14 +38,7 @@ def sent() -> list[Request]:
 
 @pytest.fixture
 def page(browser: Browser, server: Server, sent: list[Request]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    opened = context.new_page()
-    opened.set_default_timeout(60_000)
-    opened.on("request", lambda request: sent.append(request))
-    opened.goto(server.url + "/")
-    opened.wait_for_selector(".opblock")
-    yield opened
-    context.close()
+    yield from swagger_ui(browser, server.url, lambda request: sent.append(request))  # Playwright wants a function
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from browser import chromium, photo_in
+from browser import chromium, photo_in, swagger_ui
 from conftest import ADMIN_TOKEN, Server, encode
 from generated_models import draw_faces
 
@@ -22,15 +22,10 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object, server: Server) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
-    opened = context.new_page()
-    opened.set_default_timeout(60_000)
-    opened.requested = []
-    opened.on("request", lambda request: opened.requested.append(request.url))
-    opened.goto(server.url + "/")
-    opened.wait_for_selector(".opblock")
-    yield opened
-    context.close()
+    requested: list[str] = []
+    for opened in swagger_ui(browser, server.url, lambda request: requested.append(request.url)):
+        opened.requested = requested
+        yield opened
 
 
 @pytest.fixture(scope="module")
