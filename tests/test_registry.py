@@ -7,7 +7,6 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import pytest
@@ -42,7 +41,7 @@ class Negative(BatchedModel[Frame, Frame]):
     """The finisher's pre- and post-processing, as a family module would hold them."""
 
     def inputs(self, crops: Sequence[Frame]) -> list[np.ndarray]:
-        return [cv2.dnn.blobFromImages(list(crops), 1.0 / 255.0, None, (0.0, 0.0, 0.0), swapRB=True)]
+        return [self.blob(crops)]
 
     def answers(self, outputs: list[np.ndarray], count: int) -> list[Frame]:
         crops = np.clip(outputs[0].transpose(0, 2, 3, 1) * 255.0, 0, 255).round().astype(np.uint8)[..., ::-1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from ..types import Embedding, Frame
@@ -28,8 +27,7 @@ class FaceRecognizer(BatchedModel[Frame, Embedding]):
     """Embeds aligned crops: the identity inswapper takes (through its emap) and the similarity score compares."""
 
     def inputs(self, crops: Sequence[Frame]) -> list[np.ndarray]:
-        norm = self.spec.normalisation
-        return [cv2.dnn.blobFromImages(list(crops), 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)]  # type: ignore[call-overload]
+        return [self.blob(crops)]
 
     def answers(self, outputs: list[np.ndarray], count: int) -> list[Embedding]:
         embeddings = outputs[0]

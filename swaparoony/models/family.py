@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
@@ -68,6 +69,14 @@ class BatchedModel(ABC, Generic[In, Out]):
         runs = [self.session.run(names, {name: array[i : i + 1] for name, array in zip(self.layout.input_names, inputs)})
                 for i in range(count)]
         return [np.concatenate([run[position] for run in runs]) for position in range(len(names))]
+
+    def blob(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """BGR images as the model's NCHW RGB float input, normalised as its spec says: the pre-processing every
+        image model shares."""
+        norm = self.spec.normalisation
+        # OpenCV's stubs take no list of uint8 arrays, which blobFromImages does take.
+        return cv2.dnn.blobFromImages(list(images), 1.0 / norm.std, None, (norm.mean,) * 3,  # type: ignore[call-overload]
+                                      swapRB=True)
 
     @abstractmethod
     def inputs(self, items: Sequence[In]) -> list[np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from ..errors import ModelFileInvalid
@@ -45,10 +44,7 @@ class FaceSwapper(BatchedModel[SwapItem, Frame]):
         return list(latents.astype(np.float32))
 
     def inputs(self, items: Sequence[SwapItem]) -> list[np.ndarray]:
-        norm = self.spec.normalisation
-        targets = cv2.dnn.blobFromImages([item.crop for item in items], 1.0 / norm.std, None, (norm.mean,) * 3,  # type: ignore[call-overload]
-                                         swapRB=True)
-        return [targets, np.stack([item.latent for item in items]).astype(np.float32)]
+        return [self.blob([item.crop for item in items]), np.stack([item.latent for item in items]).astype(np.float32)]
 
     def answers(self, outputs: list[np.ndarray], count: int) -> list[Frame]:
         # NCHW RGB in [0, 1] back to HWC BGR uint8.

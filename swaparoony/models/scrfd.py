@@ -107,8 +107,7 @@ class FaceDetector(BatchedModel[Frame, np.ndarray]):
         self._anchors: dict[tuple[int, int, int], list[np.ndarray]] = {}
 
     def inputs(self, canvases: Sequence[Frame]) -> list[np.ndarray]:
-        norm = self.spec.normalisation
-        return [cv2.dnn.blobFromImages(list(canvases), 1.0 / norm.std, None, (norm.mean,) * 3, swapRB=True)]  # type: ignore[call-overload]
+        return [self.blob(canvases)]
 
     def answers(self, outputs: list[np.ndarray], count: int) -> list[np.ndarray]:
         # [N, anchors, width], or [N * anchors, width] where the export folds the batch: per item either way.
