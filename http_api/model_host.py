@@ -1,11 +1,16 @@
 """What a model service worker holds: the models it loaded for its GPU (or why it could not), and its drain on SIGTERM.
 
+A worker that cannot load its models for a reason a restart cannot fix (no usable GPU, a driver too old for the CUDA
+line, missing or corrupt files) stays up serving nothing but its status, which says why: exiting would only have
+BentoML start it again every few seconds while /readyz could say no more than "starting".
+
 service.py's FaceModels declares the batchable APIs and hands each batch to this host.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -16,6 +21,8 @@ from swaparoony.models import swap_pipeline
 from swaparoony.models.cache import ModelCache
 from swaparoony.models.family import RunOptions
 from swaparoony.models.loaded_models import LoadedModels
+from swaparoony.models.nvidia_driver import built_for_cuda, read_driver, require_driver
+from swaparoony.models.onnx_loader import CUDA, default_providers
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
 from swaparoony.types import FaceSwapRequest, FaceSwapResult, ModelAnswers, ModelRun
 
@@ -33,22 +40,35 @@ class ModelHost:
         self.max_drain_s = max_drain_s
         self.loaded: LoadedModels | None = None
         self.problem: str | None = None
+        self.cause: str | None = None
+        """Why the models are not loaded: "accelerator" (CUDA refused; problem is the reason, fit for clients) or
+        "models" (problem names server paths, for the log only)."""
         self.drained = DrainMarks()
         self.drained.clear()
         self.answered = CallCount()
         models_dir = settings.models_dir or bento_models.stored_dir() or DEFAULT_MODELS_DIR
         device = ((worker_index or 1) - 1) % settings.model_workers  # BentoML counts workers from 1
         try:
-            self.loaded = LoadedModels.load(models_dir, settings.providers, RunOptions(settings.detection_threshold),
-                                            {"detector": settings.detector}, settings.rebatch,
-                                            ModelCache(settings.state_dir), device)
-            self.loaded.telemetry = service_metrics()
+            self.loaded = self._load(models_dir, device)
             logger.info("models ready, providers %s, batch as one call %s", self.loaded.providers, self.loaded.batching)
-        except AcceleratorUnavailable:
-            raise  # refuse to start rather than run a GPU deployment silently on CPU
+        except AcceleratorUnavailable as exc:  # never run a GPU deployment silently on CPU
+            self.problem, self.cause = str(exc), "accelerator"
+            logger.error("CUDA refused: this model service serves no model call until the cause is fixed and it is "
+                         "restarted (a restart alone cannot fix it, so it does not exit to be restarted):\n%s", exc)
         except ModelsUnavailable as exc:
-            self.problem = str(exc)
+            self.problem, self.cause = str(exc), "models"
             logger.error("models unavailable; APIs answer 503 until fixed and restarted:\n%s", exc)
+
+    def _load(self, models_dir: Path, device: int) -> LoadedModels:
+        """The worker's models on its device; when CUDA is wanted, only after the node's driver was found fit for it."""
+        settings = self.settings
+        providers = settings.providers or default_providers()
+        if CUDA in providers:
+            require_driver(read_driver(), built_for_cuda())
+        loaded = LoadedModels.load(models_dir, providers, RunOptions(settings.detection_threshold),
+                                   {"detector": settings.detector}, settings.rebatch, ModelCache(settings.state_dir), device)
+        loaded.telemetry = service_metrics()
+        return loaded
 
     @property
     def ready(self) -> bool:
@@ -63,7 +83,7 @@ class ModelHost:
     def status(self) -> dict[str, Any]:
         """Whether the models loaded, and if not, what to do about it."""
         providers = self.loaded.providers if self.loaded else {}
-        return {"ready": self.loaded is not None, "problem": self.problem, "providers": providers}
+        return {"ready": self.loaded is not None, "problem": self.problem, "cause": self.cause, "providers": providers}
 
     def run(self, runs: list[ModelRun]) -> list[ModelAnswers]:
         """Each caller's answers from its role's model, every role's items in the batch run as one batch."""

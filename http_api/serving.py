@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from swaparoony import __version__
 from swaparoony.cpu_budget import one_blas_thread, one_opencv_thread
 from swaparoony.engine import NO_USABLE_DESTINATION, SwapEngine
-from swaparoony.errors import CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError
+from swaparoony.errors import (
+    AcceleratorUnavailable, CredentialsUnavailable, GalleryUnavailable, ModelsUnavailable, ServiceNotReady, SwaparoonyError,
+)
 from swaparoony.settings import Settings
 
 from . import patches
@@ -69,6 +72,9 @@ class Serving:
         self._starting = asyncio.Lock()
         self._problem = "The service is starting; retry shortly."
         self._model_service: Any = None
+        self._unanswered = 0
+        """Status calls the model service has not answered since this worker started (it is loading, or crashed)."""
+        self._since = time.monotonic()
         self.original_api = original_app(self.engine, gallery_admin(self.engine))
         """The FastAPI app mounted at /: the original API and the operator routes, on this engine."""
 
@@ -203,8 +209,8 @@ class Serving:
             try:
                 await self.engine()
                 return
-            except (ModelsUnavailable, GalleryUnavailable, CredentialsUnavailable):
-                return  # a person must fix the files; every API and /readyz say so
+            except (ModelsUnavailable, AcceleratorUnavailable, GalleryUnavailable, CredentialsUnavailable):
+                return  # a person must fix the files, the GPU or the driver; every API and /readyz say so
             except ServiceNotReady:
                 await asyncio.sleep(1.0)
             except Exception:
@@ -217,9 +223,16 @@ class Serving:
         models = BatchedFaceModels(self._model_service)
         try:
             status = await models.status()
-        except Exception as exc:  # the model service is still starting
-            raise ServiceNotReady(f"The model service is starting ({type(exc).__name__}); retry shortly.") from exc
+        except Exception as exc:  # the model service is still loading, or it crashed and BentoML is starting it again
+            self._unanswered += 1
+            raise ServiceNotReady(
+                f"The model service is starting: no answer to {self._unanswered} tries in "
+                f"{time.monotonic() - self._since:.0f} s (last: {type(exc).__name__}); retry shortly. If this goes on, "
+                "the model service's log says why it does not start."
+            ) from exc
         if not status["ready"]:
+            if status.get("cause") == "accelerator":  # no paths in it: the reason itself, with the ways out
+                raise AcceleratorUnavailable(status["problem"])
             raise ModelsUnavailable(MODELS_UNAVAILABLE)  # the model service logged which files and why
         return await SwapEngine.start(models, self.settings, service_metrics())
 

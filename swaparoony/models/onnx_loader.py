@@ -89,7 +89,7 @@ def open_session(path: Path, spec: ModelSpec, providers: Sequence[str], find_out
     logger.info("%s: ONNX Runtime providers %s", path.name, actual)
     if CUDA in providers and CUDA not in actual:
         raise AcceleratorUnavailable(
-            f"{path}: CUDA was asked for but the session came up on {actual}. Check that "
+            f"{path.name}: CUDA was asked for but the session came up on {actual}. Check that "
             "onnxruntime-gpu (not onnxruntime) is installed and that the CUDA and cuDNN libraries it "
             "needs are visible; set SWAPAROONY_PROVIDERS=CPUExecutionProvider to run on CPU on purpose."
         )
