@@ -45,7 +45,8 @@ test: install-dev
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
-# The Bento (GPU: bentofile.yaml; CPU: BENTOFILE=bentofile.cpu.yaml), with the models from the store.
+# The Bento (GPU on CUDA 12, drivers 525.60.13+: bentofile.yaml; GPU on CUDA 13, drivers 580.65.06+:
+# BENTOFILE=bentofile.cuda13.yaml; CPU: BENTOFILE=bentofile.cpu.yaml), with the models from the store.
 # It refuses to build without them (an image without models answers 503 everywhere) unless
 # BENTO_WITHOUT_MODELS=1 says that is meant (for models mounted from a volume or a data connection).
 BENTOFILE ?= bentofile.yaml
