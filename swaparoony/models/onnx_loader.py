@@ -80,6 +80,11 @@ def open_session(path: Path, spec: ModelSpec, providers: Sequence[str], find_out
         session = ort.InferenceSession(model if model is not None else str(path), sess_options=session_options(),
                                        providers=[(p, cuda) if p == CUDA else p for p in providers])
     except Exception as exc:  # ORT raises its own untyped errors for corrupt protobufs
+        if "Unsupported model IR version" in str(exc):
+            raise ModelFileInvalid(
+                f"{path}: ONNX Runtime {ort.__version__} cannot load this file ({exc}). The file is not corrupt: it was "
+                "saved for a newer ONNX Runtime. Save it again with an older IR version, or use a newer onnxruntime."
+            ) from exc
         expected = f" (expected {spec.size:,} bytes, SHA-256 {spec.sha256})" if spec.sha256 else ""
         raise ModelFileInvalid(
             f"{path}: ONNX Runtime cannot load this file ({exc}). The file is probably corrupt or "
