@@ -5,7 +5,8 @@
 #
 #   image/build.sh [BENTO_TAG] [IMAGE_NAME]     e.g. image/build.sh swaparoony-cpu:latest swaparoony:cpu
 #
-# Environment: BENTOML_HOME (where the Bento is), WORK (scratch folder, default a temp dir),
+# Environment: BENTOML_HOME (where the Bento is), WORK (scratch folder, default a temp dir; a second build in the same
+# WORK reuses its Debian base and downloaded wheels),
 # DEBIAN_MIRROR, PYTHON (a python with bentoml and pip, default .venv/bin/python).
 set -euo pipefail
 
@@ -15,6 +16,7 @@ WORK=${WORK:-$(mktemp -d /tmp/swaparoony-image-XXXX)}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PYTHON=${PYTHON:-.venv/bin/python}
 BUILDAH=(buildah --storage-driver vfs)
+CHECKOUT=$(cd "$(dirname "$0")/.." && pwd)
 ROOTFS=$WORK/rootfs
 mkdir -p "$WORK"
 APP_UID=1001   # any UID works: OpenShift replaces it and keeps group 0
@@ -52,6 +54,11 @@ rm -rf "$ROOTFS/tmp/wheels" "$ROOTFS/tmp/requirements.txt" "$ROOTFS"/var/cache/a
 step "the Bento at /home/bentoml/bento, writable by group 0 for an arbitrary UID"
 mkdir -p "$ROOTFS/home/bentoml"
 cp -a "$WORK/bento" "$ROOTFS/home/bentoml/bento"
+# benchmarks/gpu.sh runs inside the image: the benchmarks and the two test helpers they use sit beside the source.
+mkdir -p "$ROOTFS/home/bentoml/bento/src/tests"
+cp -a "$CHECKOUT/benchmarks" "$ROOTFS/home/bentoml/bento/src/benchmarks"
+cp "$CHECKOUT/tests/generated_models.py" "$CHECKOUT/tests/serving.py" "$ROOTFS/home/bentoml/bento/src/tests/"
+find "$ROOTFS/home/bentoml/bento/src" -name __pycache__ -prune -exec rm -rf {} +
 # BentoML keeps model folders at mode 0700; under OpenShift's arbitrary UID (group 0) that is a
 # PermissionError unless group 0 owns the home and has the owner's rights.
 chown -R "$APP_UID:0" "$ROOTFS/home/bentoml"
@@ -71,4 +78,6 @@ container=$("${BUILDAH[@]}" from scratch)
 "${BUILDAH[@]}" commit -q "$container" "$IMAGE_NAME" >/dev/null
 "${BUILDAH[@]}" rm "$container" >/dev/null
 size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$IMAGE_NAME" | head -1)
+carried=$(grep -iE '^(onnxruntime|nvidia-)' "$WORK/requirements.txt" | tr '\n' ' ')
+echo "ONNX Runtime and CUDA wheels carried: ${carried:-none}"
 echo "built $IMAGE_NAME ($size); push it with: buildah --storage-driver vfs push $IMAGE_NAME docker://<registry>/<name>:<tag>"
