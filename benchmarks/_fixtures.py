@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -15,7 +16,10 @@ sys.path.insert(0, str(REPO))
 from generated_models import draw_faces, write_models  # noqa: E402
 from serving import Server, start_server, stop_server  # noqa: E402
 
-__all__ = ["Server", "start_server", "stop_server", "draw_faces", "write_models", "gallery", "upload", "percentiles"]
+PROVIDERS = [p.strip() for p in os.environ.get("SWAPAROONY_PROVIDERS", "CPUExecutionProvider").split(",") if p.strip()]
+"""The providers a model service would be given (SWAPAROONY_PROVIDERS, default CPU)."""
+
+__all__ = ["PROVIDERS", "Server", "start_server", "stop_server", "draw_faces", "write_models", "gallery", "upload", "percentiles"]
 
 
 def gallery(directory: Path, count: int = 2, size: int = 1280) -> Path:

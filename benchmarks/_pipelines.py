@@ -22,7 +22,6 @@ from swaparoony.models.model_calls import LocalModelCalls
 from swaparoony.models.scrfd import DETECTOR
 from swaparoony.settings import Settings
 
-PROVIDERS = [p.strip() for p in os.environ.get("SWAPAROONY_PROVIDERS", "CPUExecutionProvider").split(",") if p.strip()]
 
 
 LOOP = asyncio.new_event_loop()

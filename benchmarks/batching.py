@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _fixtures import write_models
-from _pipelines import PROVIDERS
+from _fixtures import PROVIDERS, write_models
 
 from swaparoony.models.arcface import FaceRecognizer
 from swaparoony.models.inswapper import FaceSwapper

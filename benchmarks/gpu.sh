@@ -28,27 +28,6 @@ section() {  # section TITLE BUDGET_S COMMAND...: run it under its time budget a
   return 0
 }
 
-# Each benchmark runs through this prelude, for two things the image lacks. The generated models are written at the
-# newest IR version the installed onnx knows (14 with onnx 1.23), which onnxruntime-gpu 1.26 (the CUDA 12 line) cannot
-# read (it reads up to 13); they use opset 17, whose IR is 8. And batching.py
-# takes PROVIDERS from _pipelines, which imports insightface for the reference pipeline: where insightface is missing
-# (the image), a _pipelines with PROVIDERS alone stands in.
-PRELUDE='
-import os, runpy, sys, types
-import onnx.helper
-made = onnx.helper.make_model
-onnx.helper.make_model = lambda graph, **kwargs: made(graph, **{"ir_version": 8, **kwargs})
-sys.argv = sys.argv[1:]
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
-try:
-    import insightface  # noqa: F401
-except ImportError:
-    shim = types.ModuleType("_pipelines")
-    shim.PROVIDERS = [p.strip() for p in os.environ["SWAPAROONY_PROVIDERS"].split(",") if p.strip()]
-    sys.modules["_pipelines"] = shim
-runpy.run_path(sys.argv[0], run_name="__main__")
-'
-
 echo "== versions"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$PY" - <<'EOF'
@@ -66,11 +45,11 @@ print("NVIDIA wheels:", ", ".join(wheels) or "none")
 EOF
 
 section "start-up: seconds and memory to load the models, item by item and re-batched" "${SECONDS_STARTUP:-120}" \
-  "$PY" -c "$PRELUDE" benchmarks/startup.py --runs 1
+  "$PY" benchmarks/startup.py --runs 1
 section "swap ms per face against batch size" "${SECONDS_BATCHING:-80}" \
-  "$PY" -c "$PRELUDE" benchmarks/batching.py --sizes 1 4 16 32 --runs 5
+  "$PY" benchmarks/batching.py --sizes 1 4 16 32 --runs 5
 section "requests/s at concurrency 1/16/64, batching on (re-batched, item by item) and off" "${SECONDS_CONCURRENCY:-220}" \
-  "$PY" -c "$PRELUDE" benchmarks/concurrency.py --cost-faithful --levels 1 16 64 --seconds 8
+  "$PY" benchmarks/concurrency.py --cost-faithful --levels 1 16 64 --seconds 8
 if [ "${GPU_STAGES:-0}" = 1 ] && [ -f pyproject.toml ]; then
   VENV=.venv-gpu RUNTIME=gpu make install-dev >/dev/null
   section "per-request stages, cost-faithful models" "${SECONDS_STAGES:-120}" "$PY" benchmarks/stages.py --cost-faithful
