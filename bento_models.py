@@ -16,7 +16,7 @@ from bentoml.exceptions import NotFound
 
 from swaparoony.models.registry import service_files
 from swaparoony.models.specs import licences
-from swaparoony.settings import Settings
+from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
 
 MODEL_NAME = "swaparoony-models"
 TAG = f"{MODEL_NAME}:latest"
@@ -25,7 +25,7 @@ TAG = f"{MODEL_NAME}:latest"
 def save(models_dir: Path) -> str:
     """Save the verified files of models_dir (for SWAPAROONY_DETECTOR's set) as a new version of the store
     model; returns a report line."""
-    specs = service_files({"detector": Settings.from_env().detector})
+    specs = service_files({"detector": Settings.from_env().detector}, models_dir)  # with the optional files present
     with bentoml.models.create(
         MODEL_NAME,
         labels={"licence": "non-commercial-research"},
@@ -36,6 +36,11 @@ def save(models_dir: Path) -> str:
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(models_dir / spec.relative_path, target)
     return f"saved in the BentoML model store as {model.tag}"
+
+
+def models_dir(settings: Settings) -> Path:
+    """Where the service reads its model files: SWAPAROONY_MODELS_DIR, else the store's copy, else ./models."""
+    return settings.models_dir or stored_dir() or DEFAULT_MODELS_DIR
 
 
 def stored_dir() -> Path | None:

@@ -50,6 +50,11 @@ class FaceModels:
         """Whether the models loaded, and if not, what to do about it."""
         return self.host.status()
 
+    @bentoml.api
+    def loaded(self) -> dict[str, list[str]]:
+        """The model files loaded, by role: the enhancers, face parser and occluder the API may offer."""
+        return self.host.loaded.files() if self.host.loaded else {}
+
     @bentoml.api(**serving.batching())
     def run(self, runs: list[Carried[ModelRun]]) -> list[Carried[ModelAnswers]]:
         """Each caller's items through its role's model (the detector's canvases, and whatever role a family adds):

@@ -44,6 +44,12 @@ class BatchedFaceModels:
             return await self.service.to_async.status()
         return self.service.status()
 
+    async def loaded(self) -> dict[str, list[str]]:
+        """The file keys the model service loaded, by role."""
+        if hasattr(self.service, "to_async"):
+            return await self.service.to_async.loaded()
+        return self.service.loaded()
+
     async def run(self, role: str, items: list[Any]) -> list[Any]:
         (answered,) = await self._call("run", [ModelRun(role, items)])
         return list(answered.answers)

@@ -23,6 +23,8 @@ DET_10G_OUTPUTS = ("448", "471", "494", "451", "474", "497", "454", "477", "500"
 
 FACE_SIDE = 64
 OPSET = [helper.make_opsetid("", 17)]
+IR_VERSION = 8
+"""What every ONNX Runtime the service ships reads (onnxruntime-gpu 1.26, the CUDA 12 line, reads IR up to 13; onnx 1.23 writes 14)."""
 
 # Convolution plans (in_channels, out_channels, stride, repeats) that give the generated models about
 # the real files' compute: SCRFD-10GF ~10 GFLOPs at 640x640, ResNet-50 ArcFace ~6 GFLOPs at 112x112,
@@ -157,7 +159,7 @@ def detector_model(cost_faithful: bool = False, output_names: tuple[str, ...] = 
          for (_, width), name in zip(ordered, output_names)],
         inits,
     )
-    return helper.make_model(graph, opset_imports=OPSET)
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=IR_VERSION)
 
 
 def recognizer_model(seed: int = 7, cost_faithful: bool = False, identity_faithful: bool = False) -> onnx.ModelProto:
@@ -186,7 +188,7 @@ def recognizer_model(seed: int = 7, cost_faithful: bool = False, identity_faithf
         [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", 512])],
         inits,
     )
-    return helper.make_model(graph, opset_imports=OPSET)
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=IR_VERSION)
 
 
 def swapper_model(seed: int = 11, cost_faithful: bool = False, batch: str = "pinned",
@@ -242,7 +244,7 @@ def swapper_model(seed: int = 11, cost_faithful: bool = False, batch: str = "pin
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [axis, 3, 128, 128])],
         inits,
     )
-    return helper.make_model(graph, opset_imports=OPSET)
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=IR_VERSION)
 
 
 def write_models(models_dir: Path, cost_faithful: bool = False, identity_faithful: bool = False) -> Path:
@@ -286,3 +288,73 @@ def draw_faces(size: tuple[int, int], centers: list[tuple[int, int]], scale: flo
         # A darker 'eye line' so aligned crops are not uniform.
         image[cy - half // 3 : cy - half // 3 + max(2, half // 8), cx - half + 4 : cx + half - 4] = (170, 180, 200)
     return image
+
+
+GLASSES = (120, 150, 255)
+"""A BGR colour the generated face parser labels glasses (class 6): bright, so the detector still sees the face."""
+HAND = (150, 255, 150)
+"""A BGR colour the generated face occluder marks as covering the face."""
+
+
+def enhancer_model(weighted: bool = False) -> onnx.ModelProto:
+    """An enhancer's contract ([1,3,512,512] in [-1, 1] in and out) with a known effect: the negative (-x), or with
+    CodeFormer's `weight` input (a double [1]) x * (1 - 2 * weight): itself at 0, the negative at 1."""
+    face = [1, 3, 512, 512]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, face)]
+    inits = [_const("minus_one", np.float32(-1.0)), _const("one", np.float32(1.0)), _const("two", np.float32(2.0))]
+    if weighted:
+        inputs.append(helper.make_tensor_value_info("weight", TensorProto.DOUBLE, [1]))
+        nodes = [helper.make_node("Cast", ["weight"], ["w"], to=TensorProto.FLOAT),
+                 helper.make_node("Mul", ["w", "two"], ["w2"]),
+                 helper.make_node("Sub", ["one", "w2"], ["gain"]),
+                 helper.make_node("Mul", ["input", "gain"], ["output"])]
+    else:
+        nodes = [helper.make_node("Mul", ["input", "minus_one"], ["output"])]
+    graph = helper.make_graph(nodes, "generated_enhancer", inputs,
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, face)], inits)
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=IR_VERSION)
+
+
+def parser_model() -> onnx.ModelProto:
+    """BiSeNet's contract ([1,3,512,512] ImageNet-normalised RGB in, [1,19,512,512] logits out): class 6 (glasses)
+    where red stands well above green (the GLASSES colour), class 1 (skin) everywhere else."""
+    weights = np.zeros((19, 3, 1, 1), np.float32)
+    bias = np.full(19, -100.0, np.float32)
+    bias[1] = 0.0
+    weights[6, :, 0, 0] = (20.0, -20.0, 0.0)  # RGB order: 20 * (R - G - 1) in ImageNet units
+    bias[6] = -20.0
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["output"], kernel_shape=[1, 1])], "generated_bisenet",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 19, 512, 512])],
+        [_const("w", weights), _const("b", bias)],
+    )
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=IR_VERSION)
+
+
+def occluder_model() -> onnx.ModelProto:
+    """XSeg's contract ([1,256,256,3] BGR /255 in, [1,256,256,1] out): 0 (covered) where green stands well above
+    blue and red (the HAND colour), 1 elsewhere."""
+    weights = np.array([[15.0], [-30.0], [15.0]], np.float32)  # 30 * (0.2 - (G - (B + R) / 2)), BGR order
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["d"]), helper.make_node("Add", ["d", "b"], ["logit"]),
+         helper.make_node("Sigmoid", ["logit"], ["output"])], "generated_xseg",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 256, 256, 3])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 256, 256, 1])],
+        [_const("w", weights), _const("b", np.array([6.0], np.float32))],
+    )
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=IR_VERSION)
+
+
+def write_optional_models(models_dir: Path, enhancers: tuple[str, ...] = ("gfpgan_1.4", "codeformer")) -> Path:
+    """Add generated enhancers (CodeFormer's with its weight), a face parser and an occluder to a models directory."""
+    from swaparoony.models.face_enhancer import ENHANCERS
+    from swaparoony.models.face_occluder import OCCLUDERS
+    from swaparoony.models.face_parser import PARSERS
+
+    models = [(ENHANCERS[key], enhancer_model(weighted=len(ENHANCERS[key].inputs) == 2)) for key in enhancers]
+    models += [(PARSERS["bisenet_resnet_34"], parser_model()), (OCCLUDERS["xseg_1"], occluder_model())]
+    for spec, model in models:
+        onnx.checker.check_model(model)
+        onnx.save(model, str(models_dir / spec.relative_path))
+    return models_dir

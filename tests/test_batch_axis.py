@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from generated_models import swapper_model
+from generated_models import swapper_model, write_optional_models
 from test_model_contract import CANVASES, count_runs, swap_items, swapped, with_file
 
+from swaparoony.models.face_enhancer import EnhanceItem
 from swaparoony.models.inswapper import SWAPPER, FaceSwapper
 from swaparoony.models.loaded_models import LoadedModels
 
@@ -37,6 +38,23 @@ def test_a_swapper_pinned_to_batch_one_is_rebatched_and_swaps_a_batch_in_one_cal
     for got, want in zip(rebatched.run("detector", CANVASES), item_by_item.run("detector", CANVASES)):
         assert np.allclose(got, want, atol=1e-3)
     assert calls == [len(CANVASES)]
+
+
+def test_codeformer_pinned_to_batch_one_runs_a_batch_per_weight_with_its_weight_kept_one_per_call(
+        models_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    copied = write_optional_models(with_file(models_dir, tmp_path, SWAPPER.relative_path, swapper_model()),
+                                   enhancers=("codeformer",))
+    with caplog.at_level(logging.INFO):
+        rebatched = LoadedModels.load(copied, rebatch="on")
+        item_by_item = LoadedModels.load(copied, rebatch="off")
+    assert "codeformer.onnx: runs batches as one call" in caplog.text
+    assert rebatched.batching["enhancer:codeformer"] is True
+    rng = np.random.default_rng(3)
+    items = [EnhanceItem(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), weight) for weight in (0.2, 0.9, 0.2)]
+    calls = count_runs(rebatched.named("enhancer:codeformer"))
+    for got, want in zip(rebatched.run("enhancer:codeformer", items), item_by_item.run("enhancer:codeformer", items)):
+        assert np.abs(got.astype(int) - want).max() <= 1
+    assert sorted(calls) == [1, 2]  # one call per weight
 
 
 def test_a_graph_that_folds_the_batch_away_runs_item_by_item_and_says_why(

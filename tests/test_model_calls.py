@@ -18,7 +18,7 @@ from http_api.model_wire import Carried
 from swaparoony.errors import ServiceNotReady
 from swaparoony.models.scrfd import letterbox
 from swaparoony.settings import Settings
-from swaparoony.types import FaceSwapRequest, FaceSwapResult, ModelAnswers, ModelRun
+from swaparoony.types import Enhancement, FaceSwapRequest, FaceSwapResult, ModelAnswers, ModelRun
 
 
 def swap_faces(requests: list[Carried[FaceSwapRequest]]) -> list[Carried[FaceSwapResult]]:
@@ -36,8 +36,11 @@ def over_the_wire(spec: type[IODescriptor], model: IODescriptor) -> IODescriptor
 def test_the_cores_request_and_result_cross_between_the_services_as_they_are() -> None:
     """What model_wire.Carried relies on in BentoML 1.4.39: a schema it can build, and each dataclass rebuilt."""
     rng = np.random.default_rng(0)
+    enhancement = Enhancement("codeformer", 0.8, 0.5, [rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)],
+                              [np.eye(2, 3, dtype=np.float32)])
     request = FaceSwapRequest([rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)],
-                              [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(2)], [0, 0], True)
+                              [rng.integers(0, 256, (256, 256, 3), dtype=np.uint8) for _ in range(2)], [0, 0], True,
+                              enhancement)
     result = FaceSwapResult([rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)], [0.5])
     inputs, outputs = IODescriptor.from_input(swap_faces), IODescriptor.from_output(swap_faces)
     assert inputs.model_json_schema()["properties"]["requests"]["items"] == {"type": "object"}
@@ -45,10 +48,12 @@ def test_the_cores_request_and_result_cross_between_the_services_as_they_are() -
     (got,) = over_the_wire(inputs, inputs.from_inputs([request])).requests  # type: ignore[attr-defined]
     assert isinstance(got, FaceSwapRequest) and (got.pairs, got.color_match) == ([0, 0], True)
     assert all(np.array_equal(a, b) for a, b in zip(got.sources + got.targets, request.sources + request.targets))
+    assert isinstance(got.enhancement, Enhancement) and got.enhancement.enhancer == "codeformer"  # nested, rebuilt
+    assert np.array_equal(got.enhancement.faces[0], enhancement.faces[0])
     (answer,) = over_the_wire(outputs, outputs([result])).root  # type: ignore[attr-defined, call-arg]
     assert isinstance(answer, FaceSwapResult) and answer.similarity == [0.5]
     assert np.array_equal(answer.crops[0], result.crops[0])
-    assert len(PickleSerde().serialize_model(inputs.from_inputs([request])).data) == 4  # each array out of band
+    assert len(PickleSerde().serialize_model(inputs.from_inputs([request])).data) == 6  # each array out of band
 
 
 def run(runs: list[Carried[ModelRun]]) -> list[Carried[ModelAnswers]]:
@@ -140,5 +145,5 @@ def test_the_model_service_runs_a_roles_items_from_several_callers_as_one_batch(
     assert batches == [3] and [len(first.answers), len(second.answers)] == [1, 2]
     alone = host.loaded.run("detector", canvases)
     assert all(np.array_equal(a, b) for a, b in zip(first.answers + second.answers, alone))
-    with pytest.raises(LookupError, match="no model has the role 'parser'"):
+    with pytest.raises(LookupError, match="no model is loaded as 'parser'"):
         host.run([ModelRun("parser", canvases[:1])])

@@ -1,5 +1,6 @@
-"""A model family plugs in by its module and one registry line: loaded by role, counted, checked by its contract and,
-if it finishes swaps, applied by the swap pipeline to every swapped crop."""
+"""A model family plugs in by its module and one registry line: loaded by role (when chosen, or when its file is
+present, as the family says), counted, and checked by its contract; the real optional families (enhancers, parser,
+occluder) load only when their files are there."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from swaparoony.models.family import BatchedModel, ModelFamily, OpenedModel, Run
 from swaparoony.models.loaded_models import LoadedModels
 from swaparoony.models.registry import FAMILIES, service_files
 from swaparoony.models.specs import BATCH, FREE, ModelSpec, Normalisation, Source
-from swaparoony.models.swap_pipeline import swap_faces
-from swaparoony.types import FaceSwapRequest, Frame
+from swaparoony.types import Frame
+
+from generated_models import write_optional_models
 
 NEGATIVE = ModelSpec(key="negative", role="finisher", relative_path="finisher/negative.onnx", size=None, sha256=None,
                      sources=(Source("https://example.invalid/negative.onnx"),), input_size=128, normalisation=Normalisation(0.0, 255.0),
@@ -52,7 +54,7 @@ def _negative(opened: OpenedModel, options: RunOptions) -> Negative:
     return Negative(opened)
 
 
-FINISHER = ModelFamily("finisher", {NEGATIVE.key: NEGATIVE}, NEGATIVE.key, _negative, finishes_swaps=True)
+FINISHER = ModelFamily("finisher", {NEGATIVE.key: NEGATIVE}, None, _negative, when_present="first")
 
 
 @pytest.fixture()
@@ -68,33 +70,37 @@ def with_negative(models_dir: Path, tmp_path: Path) -> Path:
     return copied
 
 
-def request() -> FaceSwapRequest:
-    rng = np.random.default_rng(5)
-    return FaceSwapRequest([rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)],
-                           [rng.integers(0, 256, (128, 128, 3), dtype=np.uint8) for _ in range(3)], [0, 0, 0])
-
-
-def test_a_registered_family_is_loaded_counted_and_finishes_every_swapped_crop(models_dir: Path, tmp_path: Path,
-                                                                               registered: ModelFamily) -> None:
+def test_a_registered_family_is_loaded_when_its_file_is_there_and_counted(models_dir: Path, tmp_path: Path,
+                                                                         registered: ModelFamily) -> None:
+    assert NEGATIVE not in service_files(None, models_dir) and "finisher" not in LoadedModels.load(models_dir).roles
     copied = with_negative(models_dir, tmp_path)
-    assert service_files()[-1] == NEGATIVE  # pulled, imported and verified with the others
+    assert service_files(None, copied)[-1] == NEGATIVE  # pulled, imported and verified with the others
     loaded = LoadedModels.load(copied)
     assert loaded.batching["finisher"] is False and "finisher" in loaded.providers
-    (finished,) = swap_faces(loaded, [request()])
-    (plain,) = swap_faces(LoadedModels({role: model for role, model in loaded.roles.items() if role != "finisher"}),
-                          [request()])
-    assert loaded.runs == {"recognizer": 1 + 3, "swapper": 3, "finisher": 3}
-    for got, swapped in zip(finished.crops, plain.crops):
-        assert np.abs(got.astype(int) - (255 - swapped.astype(int))).max() <= 1
-    assert finished.similarity != plain.similarity  # the identity score is of the finished crop
+    crops = [np.random.default_rng(i).integers(0, 256, (128, 128, 3), dtype=np.uint8) for i in range(3)]
+    finished = loaded.run("finisher", crops)
+    assert loaded.runs == {"finisher": 3}
+    for got, crop in zip(finished, crops):
+        assert np.abs(got.astype(int) - (255 - crop.astype(int))).max() <= 1
 
 
 def test_a_family_loaded_only_when_chosen_is_not_needed_otherwise(models_dir: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    optional = ModelFamily("finisher", {NEGATIVE.key: NEGATIVE}, None, _negative, finishes_swaps=True)
+    optional = ModelFamily("finisher", {NEGATIVE.key: NEGATIVE}, None, _negative)
     monkeypatch.setitem(FAMILIES, optional.role, optional)
     assert NEGATIVE not in service_files() and service_files({"finisher": "negative"})[-1] == NEGATIVE
     assert "finisher" not in LoadedModels.load(models_dir).roles
+
+
+def test_enhancers_parser_and_occluder_load_only_when_present_every_enhancer_and_the_first_of_the_others(
+        models_dir: Path, tmp_path: Path) -> None:
+    assert set(LoadedModels.load(models_dir).files()) == {"detector", "recognizer", "swapper"}
+    copied = write_optional_models(Path(shutil.copytree(models_dir, tmp_path / "models")))
+    loaded = LoadedModels.load(copied)
+    assert loaded.files() == {"detector": ["det_10g"], "recognizer": ["w600k_r50"], "swapper": ["inswapper_128"],
+                              "enhancer": ["gfpgan_1.4", "codeformer"], "face_parser": ["bisenet_resnet_34"],
+                              "face_occluder": ["xseg_1"]}
+    assert set(loaded.roles) >= {"enhancer:gfpgan_1.4", "enhancer:codeformer", "face_parser", "face_occluder"}
 
 
 def test_a_registered_familys_file_is_checked_by_its_contract(models_dir: Path, tmp_path: Path,

@@ -4,6 +4,8 @@ inswapper_128 and det_10g were exported with batch 1, so adaptive batching could
 item by item. Marking the batch axis free and letting Reshapes that pin it to 1 copy it instead (0
 means "as in the input") re-batches most such graphs; a graph that folds the batch some other way is
 caught by comparing the copy's batched run with the original's item-by-item runs on random inputs.
+
+A rank-1 input (CodeFormer's `weight`, shape [1]) is one value for the whole call, not an item's: it keeps its size.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -40,7 +42,7 @@ def free_batch_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     initializers = {tensor.name for tensor in graph.initializer}
     for value in [*(i for i in graph.input if i.name not in initializers), *graph.output]:
         dims = value.type.tensor_type.shape.dim
-        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+        if len(dims) > 1 and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
             dims[0].dim_param = BATCH_PARAM
     del graph.value_info[:]  # shapes inferred for batch 1 would contradict the new axis
     constants = {tensor.name: tensor for tensor in graph.initializer}
@@ -61,11 +63,20 @@ def free_batch_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def sample_inputs(spec: ModelSpec, names: Sequence[str], seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs of SAMPLE_BATCH items, shaped as the spec says (free sizes at the model's input size)."""
+SAMPLE_TYPES: dict[str, type[np.floating[Any]]] = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+
+
+def sample_inputs(spec: ModelSpec, session: ort.InferenceSession, names: Sequence[str],
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs of SAMPLE_BATCH items, shaped as the spec says (free sizes at the model's input size), typed as
+    the session takes them; a per-call input (rank 1) gets one value in the middle of its range."""
     rng = np.random.default_rng(seed)
+    types = {value.name: SAMPLE_TYPES.get(value.type, np.float32) for value in session.get_inputs()}
     feeds = {}
     for name, shape in zip(names, spec.inputs):
+        if len(shape) == 1:
+            feeds[name] = np.full(len(shape), 0.5, types[name])  # shape [1]
+            continue
         full = [SAMPLE_BATCH] + [spec.input_size if d in (None, FREE) else d for d in shape[1:]]
         values = rng.standard_normal(full).astype(np.float32)
         if len(full) == 2:  # an embedding-like input: unit length, as the pipeline feeds it
@@ -81,7 +92,8 @@ def disagreement(original: ort.InferenceSession, batched: ort.InferenceSession, 
         together = batched.run(list(output_names), feeds)
     except Exception as exc:  # ORT's errors are untyped; a graph that still pins the batch fails here
         return f"the free-batch copy cannot run a batch of {SAMPLE_BATCH} ({str(exc).splitlines()[0][:200]})"
-    singles = [original.run(list(output_names), {k: v[i : i + 1] for k, v in feeds.items()}) for i in range(SAMPLE_BATCH)]
+    singles = [original.run(list(output_names), {k: v if v.ndim == 1 else v[i : i + 1] for k, v in feeds.items()})
+               for i in range(SAMPLE_BATCH)]
     for position, name in enumerate(output_names):
         expected = [single[position] for single in singles]
         got = together[position].reshape(SAMPLE_BATCH, -1)
@@ -105,7 +117,7 @@ def batched_or_original(path: Path, spec: ModelSpec, find_outputs: OutputFinder 
     except ModelFileInvalid as exc:
         why = f"the free-batch copy does not load ({exc})"
     if why is None:
-        feeds = sample_inputs(spec, batched_layout.input_names)
+        feeds = sample_inputs(spec, batched, batched_layout.input_names)
         why = disagreement(original[0], batched, feeds, batched_layout.output_names)
     if why is not None:
         logger.warning("%s: runs batches item by item: %s", path.name, why)

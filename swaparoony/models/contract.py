@@ -26,7 +26,8 @@ class ModelLayout:
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     batch_free: bool
-    """Whether every input's batch axis is free, so a batch runs as one call."""
+    """Whether every input's batch axis is free, so a batch runs as one call (a rank-1 input, such as CodeFormer's
+    weight, is one value per call and has none)."""
 
 
 def check_contract(path: Path, spec: ModelSpec, session: ort.InferenceSession,
@@ -37,7 +38,8 @@ def check_contract(path: Path, spec: ModelSpec, session: ort.InferenceSession,
     ordered_inputs = _inputs_by_rank(inputs, spec, problems)
     for tensor, want in zip(ordered_inputs, spec.inputs):
         _check_shape("input", tensor.name, tensor.shape, want, problems)
-    batch_free = bool(ordered_inputs) and all(not isinstance(t.shape[0], int) or t.shape[0] != 1 for t in ordered_inputs)
+    batched = [t for t in ordered_inputs if len(t.shape) > 1]
+    batch_free = bool(batched) and all(not isinstance(t.shape[0], int) or t.shape[0] != 1 for t in batched)
     output_names = tuple(o.name for o in outputs)
     if find_outputs is not None and not problems:
         output_names = find_outputs(session, spec, problems)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import cv2
 import numpy as np
@@ -24,6 +24,9 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 RunCounter = Callable[[str, int, int], None]
 """Told (role, items, session calls) after every batch."""
+WhenPresent = Literal["never", "first", "every"]
+"""Which of a family's files load without a choice: none, the first one present in its order, or every one present
+(the face enhancers, each a per-request choice)."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,10 @@ class BatchedModel(ABC, Generic[In, Out]):
         """BGR images as the model's NCHW RGB float input, normalised as its spec says: the pre-processing every
         image model shares."""
         norm = self.spec.normalisation
-        # OpenCV's stubs take no list of uint8 arrays, which blobFromImages does take.
-        return cv2.dnn.blobFromImages(list(images), 1.0 / norm.std, None, (norm.mean,) * 3,  # type: ignore[call-overload]
-                                      swapRB=True)
+        if isinstance(norm.mean, tuple) or isinstance(norm.std, tuple):  # per channel: OpenCV scales by one number
+            blob = _blob(images, 1.0, 0.0)
+            return (blob - np.array(norm.mean, np.float32).reshape(1, -1, 1, 1)) / np.array(norm.std, np.float32).reshape(1, -1, 1, 1)
+        return _blob(images, 1.0 / norm.std, norm.mean)
 
     @abstractmethod
     def inputs(self, items: Sequence[In]) -> list[np.ndarray]:
@@ -98,6 +102,10 @@ class ModelFamily:
     """The file used unless another is chosen; None for a family that is loaded only when chosen."""
     build: Callable[[OpenedModel, RunOptions], BatchedModel[Any, Any]]
     find_outputs: OutputFinder | None = None
-    finishes_swaps: bool = False
-    """Whether its model maps swapped crops to finished crops of the same size (a face enhancer): the swap pipeline
-    applies every loaded one, in registration order."""
+    when_present: WhenPresent = "never"
+    """Without a choice and without a default: which of its files load when they are in the models directory."""
+
+
+def _blob(images: Sequence[np.ndarray], scale: float, mean: float) -> np.ndarray:
+    # OpenCV's stubs take no list of uint8 arrays, which blobFromImages does take.
+    return cv2.dnn.blobFromImages(list(images), scale, None, (mean,) * 3, swapRB=True)  # type: ignore[call-overload]

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import onnxruntime as ort
 
 from ..telemetry import ModelTelemetry, NoModelTelemetry
-from ..types import Frame
 from .batch_axis import batched_or_original, free_batch_copy
 from .cache import ModelCache
 from .family import BatchedModel, ModelFamily, OpenedModel, RunOptions
@@ -27,8 +26,15 @@ Rebatch = Literal["auto", "on", "off"]
 Model = TypeVar("Model", bound=BatchedModel[Any, Any])
 
 
+def model_name(spec: ModelSpec) -> str:
+    """What a loaded file is called by its callers: its role, or role:key where a role loads every file present (the
+    enhancers, each a per-request choice)."""
+    return f"{spec.role}:{spec.key}" if FAMILIES[spec.role].when_present == "every" else spec.role
+
+
 class LoadedModels:
-    """One BatchedModel per role, counting model runs (items, and session calls) for tests, benchmarks and /metrics."""
+    """One BatchedModel per role (per file, for a role that loads several), counting model runs (items, and session
+    calls) for tests, benchmarks and /metrics."""
 
     def __init__(self, roles: dict[str, BatchedModel[Any, Any]], telemetry: ModelTelemetry | None = None) -> None:
         self.roles = roles
@@ -40,13 +46,13 @@ class LoadedModels:
     @classmethod
     def load(cls, models_dir: Path, providers: tuple[str, ...] | None = None, options: RunOptions = RunOptions(),
              choices: Choices | None = None, rebatch: Rebatch = "auto", cache: ModelCache | None = None, device_id: int = 0) -> LoadedModels:
-        """Open every role's chosen file under models_dir (on GPU device_id when CUDA is chosen), each checked by its
-        contract.
+        """Open every role's chosen file under models_dir, and the optional ones present there (on GPU device_id when
+        CUDA is chosen), each checked by its contract.
 
         rebatch: whether a batch-1 model gets a free-batch copy (auto: on CUDA, where batches pay; on CPU a
         batch costs what its items cost, and the check would cost seconds of start-up).
         """
-        specs = service_files(choices)
+        specs = service_files(choices, models_dir)
         require_files(models_dir, specs)
         chosen = providers or default_providers()
         if CUDA in chosen and hasattr(ort, "preload_dlls"):
@@ -58,7 +64,7 @@ class LoadedModels:
         opened = [_opened(models_dir / spec.relative_path, spec, FAMILIES[spec.role], chosen, batches, cache, device_id)
                   for spec in specs]
         _return_freed_memory()
-        return cls({model.spec.role: FAMILIES[model.spec.role].build(model, options) for model in opened})
+        return cls({model_name(model.spec): FAMILIES[model.spec.role].build(model, options) for model in opened})
 
     def of(self, kind: type[Model]) -> Model:
         """The loaded model of this family's class (the pipeline's typed way to a role)."""
@@ -67,16 +73,24 @@ class LoadedModels:
             raise LookupError(f"no {kind.__name__} is loaded; roles: {sorted(self.roles)}")
         return found[0]
 
-    def finishers(self) -> list[BatchedModel[Frame, Frame]]:
-        """The loaded models that finish swapped crops (ModelFamily.finishes_swaps), in registration order."""
-        return [self.roles[role] for role, family in FAMILIES.items() if family.finishes_swaps and role in self.roles]
-
-    def run(self, role: str, items: list[Any]) -> list[Any]:
-        """One answer per item from the role's model, the batch run as its family runs every batch."""
-        model = self.roles.get(role)
+    def named(self, name: str) -> BatchedModel[Any, Any]:
+        """The model loaded under this name (model_name: a role, or role:key)."""
+        model = self.roles.get(name)
         if model is None:
-            raise LookupError(f"no model has the role {role!r}; loaded: {sorted(self.roles)}")
-        return model(items)
+            raise LookupError(f"no model is loaded as {name!r}; loaded: {sorted(self.roles)}")
+        return model
+
+    def run(self, name: str, items: list[Any]) -> list[Any]:
+        """One answer per item from the named model (a role, or role:key), the batch run as its family runs every
+        batch."""
+        return self.named(name)(items)
+
+    def files(self) -> dict[str, list[str]]:
+        """The file keys loaded for each role: what the API may offer."""
+        loaded: dict[str, list[str]] = {}
+        for model in self.roles.values():
+            loaded.setdefault(model.spec.role, []).append(model.spec.key)
+        return loaded
 
     def _ran(self, role: str, items: int, calls: int) -> None:
         self.runs[role] += items

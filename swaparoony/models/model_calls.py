@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ..types import FaceSwapRequest, FaceSwapResult
 from .loaded_models import LoadedModels
 from .swap_pipeline import swap_faces
+
+Loaded = Mapping[str, Sequence[str]]
+"""The file keys the model service loaded, by role: which enhancers, parser and occluder the API may offer."""
 
 
 class ModelCalls(Protocol):
@@ -20,6 +24,8 @@ class ModelCalls(Protocol):
 
     async def run(self, role: str, items: list[Any]) -> list[Any]: ...
 
+    async def loaded(self) -> Loaded: ...
+
     async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]: ...
 
 
@@ -31,6 +37,9 @@ class LocalModelCalls:
 
     async def run(self, role: str, items: list[Any]) -> list[Any]:
         return await asyncio.to_thread(self.models.run, role, items)
+
+    async def loaded(self) -> Loaded:
+        return self.models.files()
 
     async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
         return await asyncio.to_thread(swap_faces, self.models, requests)

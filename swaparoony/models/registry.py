@@ -1,13 +1,14 @@
 """Every model family the service knows, by role: adding a family is its module and one line here.
 
-Roles load in this order, and the swap pipeline applies the families that finish swaps in it too.
+Roles load in this order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
-from . import arcface, inswapper, scrfd
+from . import arcface, face_enhancer, face_occluder, face_parser, inswapper, scrfd
 from .family import ModelFamily
 from .specs import ModelSpec
 
@@ -15,19 +16,36 @@ FAMILIES: dict[str, ModelFamily] = {family.role: family for family in (
     scrfd.FAMILY,
     arcface.FAMILY,
     inswapper.FAMILY,
+    face_enhancer.FAMILY,
+    face_parser.FAMILY,
+    face_occluder.FAMILY,
 )}
 Choices = Mapping[str, str]
 """A file key per role, where the service uses another file than the family's default (SWAPAROONY_DETECTOR)."""
 
 
-def service_files(choices: Choices | None = None) -> tuple[ModelSpec, ...]:
-    """The files a service with these choices needs, one per role that is loaded, in registration order."""
+def service_files(choices: Choices | None = None, models_dir: Path | None = None) -> tuple[ModelSpec, ...]:
+    """The files a service with these choices loads, in registration order: one per role with a default or a choice,
+    and, where models_dir is given, the optional families' files present there (the first or every one, as each
+    family says)."""
     chosen = choices or {}
     unknown = sorted(set(chosen) - set(FAMILIES))
     if unknown:
         raise KeyError(f"no model family has the role(s) {unknown}; known: {sorted(FAMILIES)}")
-    keys = {role: chosen.get(role, family.default) for role, family in FAMILIES.items()}
-    return tuple(FAMILIES[role].files[key] for role, key in keys.items() if key is not None)
+    files: list[ModelSpec] = []
+    for role, family in FAMILIES.items():
+        key = chosen.get(role, family.default)
+        if key is not None:
+            files.append(family.files[key])
+        elif models_dir is not None and family.when_present != "never":
+            present = [spec for spec in family.files.values() if (models_dir / spec.relative_path).is_file()]
+            files += present[:1] if family.when_present == "first" else present
+    return tuple(files)
+
+
+def optional_files() -> tuple[ModelSpec, ...]:
+    """The files only loaded when present or chosen (enhancers, parsers, occluders): `models pull --with KEY`."""
+    return tuple(spec for family in FAMILIES.values() if family.default is None for spec in family.files.values())
 
 
 ALL_FILES = tuple(spec for family in FAMILIES.values() for spec in family.files.values())

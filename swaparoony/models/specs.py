@@ -23,6 +23,8 @@ MASK_MARGIN = 10
 """The swapper crop's blend mask: pixels faded to zero at its border, then blurred (sigma) to hide the seam."""
 MASK_SIGMA = 5.0
 Shape = tuple[int | None, ...]
+FACEFUSION_ASSETS = "https://github.com/facefusion/facefusion-assets/releases/download"
+APACHE = "Apache-2.0: commercial use allowed under its terms."
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,11 @@ class Source:
 
 @dataclass(frozen=True)
 class Normalisation:
-    """How pixels become model input: (pixel - mean) / std, channels in RGB order."""
+    """How pixels become model input: (pixel - mean) / std, in pixel units, one value for every channel or one per
+    channel in RGB order (a face parser's ImageNet statistics)."""
 
-    mean: float
-    std: float
+    mean: float | tuple[float, float, float]
+    std: float | tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,12 @@ class ModelSpec:
     trailing_initializer_shape: tuple[int, ...] | None = None
     """The shape of a graph's last initializer the adapter needs (inswapper's emap), read once at load."""
     licence: str = LICENCE
+
+
+def facefusion_sources(release: str, file: str) -> tuple[Source, ...]:
+    """Where FaceFusion publishes a model file: its GitHub release assets, mirrored on Hugging Face."""
+    return (Source(f"{FACEFUSION_ASSETS}/{release}/{file}"),
+            Source(f"https://huggingface.co/facefusion/{release}/resolve/main/{file}"))
 
 
 def licences(specs: Iterable[ModelSpec]) -> str:
