@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from swaparoony.imaging.image_file import HINT
+from swaparoony.models.face_enhancer import ENHANCERS
+from swaparoony.models.face_parser import REGIONS
 
 DESCRIPTION = """Swap a face from a photo into the portraits kept on this server. Faces are numbered from
 1, left to right.
@@ -64,6 +66,20 @@ def parameters(max_upload_bytes: int, max_pixels: int, destinations: Sequence[st
                                   "repeat the field or give comma-separated names.", [first]),
         "destination": Parameter("The destination portrait to swap into (`POST /destinations` lists them).", first),
         "output_format": Parameter("The format of the returned picture(s).", "jpeg"),
+        # No examples for the enhancer and masks: Swagger UI would fill them in, turning them on for every try.
+        "enhancer": Parameter("A face enhancer that restores the swapped face (inswapper's 128-pixel face looks soft); "
+                              "none by default. The list offers those installed; `swaparoony models pull --with KEY` "
+                              f"installs one of {', '.join(ENHANCERS)}."),
+        "enhancer_blend": Parameter("With an enhancer: how much of the restored face replaces the swapped one, 0-100.", 80),
+        "enhancer_weight": Parameter("With enhancer=codeformer: its fidelity, 0 (more restoration) to 1 (closer to the "
+                                     "swapped face); the other enhancers have no such input.", 0.5),
+        "mask": Parameter("The masks the swapped face is pasted through; they multiply. box: the feathered face box "
+                          "(always applied). occlusion: leaves what covers the face (a hand, a microphone, a fringe) in "
+                          "front of it. region: replaces only the face regions in mask_regions (so glasses stay). "
+                          "Default: the portrait's own (the operator's gallery.json), else box. In a form, repeat the "
+                          "field or give comma-separated names."),
+        "mask_regions": Parameter("With mask=region: the face regions the swap replaces; default all of them ("
+                                  f"{', '.join(REGIONS)}). Leave out glasses to keep a portrait's glasses."),
     }
 
 
@@ -85,8 +101,9 @@ ERRORS: dict[int, ErrorStatus] = {
                      {"error": "The image is 9000x6000 = 54,000,000 pixels; the limit is 40,000,000.", "code": "too_large"}),
     415: ErrorStatus("The photo is in a format the service does not read.",
                      {"error": f"GIF images are not supported. {HINT}", "code": "unsupported_format"}),
-    422: ErrorStatus("No face in the photo, a face number out of range, a photo too costly to decode, or more swaps "
-                     "than one request may ask for (too_many_swaps).",
+    422: ErrorStatus("No face in the photo, a face number out of range, a photo too costly to decode, more swaps "
+                     "than one request may ask for (too_many_swaps), or an enhancer or mask whose model file is not "
+                     "installed (model_not_installed).",
                      {"error": "source_face_id=4 is out of range: 3 face(s) found in the upload; use 1 to 3, counted left "
                                "to right.", "code": "face_id_out_of_range"}),
     500: ErrorStatus("The server failed (a picture it could not sign is never sent unmarked); its log says why.",

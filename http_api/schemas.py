@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
@@ -21,7 +21,14 @@ from swaparoony.engine import SwapOptions, SwapOutcome
 from swaparoony.face_map import parse_face_map
 from swaparoony.errors import SwaparoonyError
 from swaparoony.gallery.portraits import Destination
+from swaparoony.imaging.face_masks import MASK_TYPES
+from swaparoony.models.face_enhancer import DEFAULT_WEIGHT, ENHANCERS
+from swaparoony.models.face_parser import REGIONS
 from swaparoony.models.pixel_boost import BOOST_SIZES
+from swaparoony.models.registry import service_files
+from swaparoony.settings import Settings
+
+import bento_models
 
 from .request_parsing import FILE_HINT
 
@@ -74,6 +81,41 @@ def _names(value: Any) -> Any:
 
 
 DestinationNames = Annotated[list[str] | None, BeforeValidator(_names)]
+INSTALLED_ENHANCERS = [spec.key for spec in service_files(None, bento_models.models_dir(Settings.from_env()))
+                       if spec.key in ENHANCERS]
+"""The enhancers whose files are in the models directory, which the model service loads: Swagger UI offers these."""
+
+
+def _known(kind: str, known: Collection[str]) -> Callable[[Any], Any]:
+    """A validator: the value (or each value of a list) is one of the known names."""
+    def check(value: Any) -> Any:
+        for name in value if isinstance(value, list) else [value]:
+            if name is not None and name not in known:
+                raise ValueError(f"{name!r} is not {kind}; known: {', '.join(known)}")
+        return value
+    return check
+
+
+Enhancer = Annotated[str | None, AfterValidator(_known("an enhancer", ENHANCERS)),
+                     Field(json_schema_extra={"enum": INSTALLED_ENHANCERS} if INSTALLED_ENHANCERS else None)]
+"""Swagger UI offers the installed enhancers as a drop-down; one not installed is refused by the engine, naming its
+file and how to get it."""
+EnhancerBlend = Annotated[int, Field(ge=0, le=100, strict=True)]
+EnhancerWeight = Annotated[float, Field(ge=0.0, le=1.0)]
+def _item_choices(names: Collection[str]) -> Callable[[dict[str, Any]], None]:
+    """A list field's item names as a drop-down: written into the list variant of its `list | None` schema, the one
+    BentoML keeps when it flattens the anyOf for Swagger UI."""
+    def extra(schema: dict[str, Any]) -> None:
+        for variant in schema.get("anyOf", [schema]):
+            if variant.get("type") == "array":
+                variant["items"] = {"type": "string", "enum": list(names)}
+    return extra
+
+
+MaskTypes = Annotated[list[str] | None, BeforeValidator(_names), AfterValidator(_known("a mask", MASK_TYPES)),
+                      Field(max_length=len(MASK_TYPES), json_schema_extra=_item_choices(MASK_TYPES))]
+MaskRegions = Annotated[list[str] | None, BeforeValidator(_names), AfterValidator(_known("a face region", REGIONS)),
+                        Field(max_length=len(REGIONS), json_schema_extra=_item_choices(REGIONS))]
 SWAP_OPTIONS: dict[str, Any] = {
     "source_face_id": (FaceId, 1),
     "destination_face_id": (DestinationFaceId, 1),
@@ -81,6 +123,11 @@ SWAP_OPTIONS: dict[str, Any] = {
     "pixel_boost": (PixelBoost, 128),
     "face_map": (FaceMapText, None),
     "color_match": (bool, False),
+    "enhancer": (Enhancer, None),
+    "enhancer_blend": (EnhancerBlend, 80),
+    "enhancer_weight": (EnhancerWeight, DEFAULT_WEIGHT),
+    "mask": (MaskTypes, None),
+    "mask_regions": (MaskRegions, None),
 }
 """The options every swap API takes, declared once: name -> (type, default), in the order Swagger UI lists them."""
 
@@ -211,7 +258,13 @@ def swap_options(fields: Mapping[str, Any]) -> SwapOptions:
     else:
         destinations = tuple(fields.get("destinations") or ())
     return SwapOptions(fields["source_face_id"], fields["destination_face_id"], destinations, fields["output_format"],
-                       fields["pixel_boost"], parse_face_map(fields["face_map"]), fields["color_match"])
+                       fields["pixel_boost"], parse_face_map(fields["face_map"]), fields["color_match"],
+                       fields["enhancer"], fields["enhancer_blend"], fields["enhancer_weight"],
+                       _tuple(fields["mask"]), _tuple(fields["mask_regions"]))
+
+
+def _tuple(names: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(dict.fromkeys(names)) if names is not None else None
 
 
 def similarity_header(similarity: float | None) -> dict[str, str]:

@@ -15,17 +15,19 @@ from . import __version__
 from .gallery.bounds import GalleryBounds
 from .gallery.editor import GalleryEditor
 from .gallery.live import LiveGallery
-from .gallery.portraits import Destination, Gallery
+from .gallery.portraits import Destination, DestinationFace, Gallery
 from .gallery.prepared_output import Paste, PreparedOutput, prepare
+from .errors import ServiceNotReady
 from .imaging.decode_queue import DecodeQueue
 from .imaging.decoder_pool import DecoderPool
 from .imaging.face_geometry import align_matrix, crop_face
+from .imaging.face_masks import MaskChoice
 from .imaging.image_file import DecodeLimits
 from .imaging.jpeg_splice import encode_banded
 from .imaging.overview import contact_sheet, numbered_faces
 from .imaging.vision import MEDIA_TYPES, OutputFormat, encode_image
 from .models.arcface import RECOGNIZER_SIZE
-from .models.model_calls import ModelCalls
+from .models.model_calls import Loaded, ModelCalls
 from .models.scrfd import ROLE as DETECTOR, faces_from_detections, letterbox
 from .provenance import content_credentials
 from .provenance.content_credentials import Marker, Provenance, Unmarked
@@ -34,8 +36,9 @@ from .settings import Settings
 from .swap_chunks import CHUNK_SWAPS, chunked, joined, swaps
 from .swap_cost import SwapCost, refuse_past
 from .swap_plan import NO_USABLE_DESTINATION, Planned, Skipped, SwapOptions, pick_sources, plan, sources_used
+from .offered_models import OfferedModels
 from .telemetry import NoTelemetry, Telemetry, timed
-from .types import DecodedImage, Face, FaceSwapRequest, FaceSwapResult, Frame
+from .types import DecodedImage, Enhancement, Face, FaceSwapRequest, FaceSwapResult, Frame
 from .work_budget import WorkBudget
 
 UPLOAD_LONG_SIDE = 1920
@@ -111,15 +114,16 @@ class SwapEngine:
     """Runs swaps against a gallery prepared once; CPU stages run in threads and decode processes."""
 
     def __init__(self, models: ModelCalls, settings: Settings, decoder: DecoderPool,
-                 telemetry: Telemetry | None = None, marker: Marker | None = None) -> None:
+                 telemetry: Telemetry | None = None, marker: Marker | None = None, loaded: Loaded | None = None) -> None:
         self.models = models
+        self.offered = OfferedModels.of(loaded or {})
         self.settings = settings
         self.decoder = decoder
         self.telemetry = telemetry or NoTelemetry()
         self.marker = marker or Unmarked()
         self.live = LiveGallery(settings.destinations_dir, models, lambda data: self.decode(data, self.destination_limits),
                                 settings.max_upload_bytes, self._prepare,
-                                GalleryBounds(settings.max_destinations, settings.max_gallery_pixels))
+                                GalleryBounds(settings.max_destinations, settings.max_gallery_pixels), loaded or {})
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = DecodeQueue(settings.decode_processes)  # waiters queue here, in turn by client, not in threads
@@ -129,12 +133,13 @@ class SwapEngine:
 
     @classmethod
     async def start(cls, models: ModelCalls, settings: Settings, telemetry: Telemetry | None = None) -> SwapEngine:
-        """Load the signing identity, start the decode processes, analyse the destinations (the only detection they
-        ever get), return a ready engine."""
+        """Load the signing identity, start the decode processes, analyse the destinations (the only detection, parse
+        and occlusion mask they ever get), return a ready engine."""
         marker = await asyncio.to_thread(content_credentials.from_settings, settings, __version__)
+        loaded = await models.loaded()
         decoder = await asyncio.to_thread(DecoderPool, settings.decode_processes, settings.decode_timeout_s,
                                           settings.decode_memory_bytes)
-        engine = cls(models, settings, decoder, telemetry, marker)
+        engine = cls(models, settings, decoder, telemetry, marker, loaded)
         try:
             await engine.live.reload()
         except BaseException:
@@ -207,6 +212,7 @@ class SwapEngine:
     async def _swapped(self, gallery: Gallery, upload: bytes,
                        options: SwapOptions) -> tuple[int, list[Swapped], list[Skipped]]:
         """Faces found in the upload, each planned destination with its swapped faces, and the skipped ones."""
+        self.offered.check(options)
         planned, skipped = plan(gallery, options)
         refuse_past(SwapCost.of(planned, options.pixel_boost), options, self.settings.max_swaps_per_request)
         frame = (await self._decode_upload(upload)).frame
@@ -216,13 +222,15 @@ class SwapEngine:
                    for face in pick_sources(faces, options, wanted)]
         del frame
         size = options.pixel_boost
-        pairs = [(item, pair) for item in planned for pair in item.pairs]
-        request = FaceSwapRequest(sources, [item.destination.faces[pair[1] - 1].at(size).crop for item, pair in pairs],
-                                  [wanted.index(pair[0]) for _, pair in pairs], options.color_match)
+        pairs = [(item, item.destination.faces[pair[1] - 1], pair) for item in planned for pair in item.pairs]
+        request = FaceSwapRequest(sources, [face.at(size).crop for _, face, _ in pairs],
+                                  [wanted.index(pair[0]) for _, _, pair in pairs], options.color_match,
+                                  _enhancement(options, [face for _, face, _ in pairs]))
         with timed(self.telemetry, "swap"):  # embeddings and swaps in the same call: the latents never come back
             result = await self._swapped_in_chunks(request)
         done = iter(zip(result.crops, result.similarity))
-        return len(faces), [_placed(item, size, done) for item in planned], skipped
+        return len(faces), [_placed(item, size, done, self.offered.mask_choice(options, item.destination.info))
+                            for item in planned], skipped
 
     async def _swapped_in_chunks(self, request: FaceSwapRequest) -> FaceSwapResult:
         """The request's swaps, one chunk after another, each holding its share of the worker's budget while the
@@ -298,11 +306,23 @@ class SwapEngine:
             )))
 
 
-def _placed(item: Planned, size: int, done: Iterator[tuple[Frame, float]]) -> Swapped:
-    """A planned destination's share of the model's answers, in the order the pairs were sent."""
+def _enhancement(options: SwapOptions, faces: list[DestinationFace]) -> Enhancement | None:
+    """The enhancer's part of the model call: each face's enhancer view, prepared when the gallery loaded."""
+    if options.enhancer is None:
+        return None
+    views = [face.enhancer_view for face in faces]
+    if any(view is None for view in views):
+        raise ServiceNotReady("The gallery was analysed before the enhancer was loaded; retry shortly.")
+    return Enhancement(options.enhancer, options.enhancer_blend / 100, options.enhancer_weight,
+                       [view.face for view in views if view], [view.from_crop[options.pixel_boost] for view in views if view])
+
+
+def _placed(item: Planned, size: int, done: Iterator[tuple[Frame, float]], masks: MaskChoice) -> Swapped:
+    """A planned destination's share of the model's answers, in the order the pairs were sent, pasted through its
+    masks."""
     pastes, faces = [], []
     for source, destination in item.pairs:
         crop, similarity = next(done)
-        pastes.append((crop, item.destination.faces[destination - 1].at(size).region))
+        pastes.append((crop, item.destination.faces[destination - 1].at(size, masks).region))
         faces.append(PlacedFace(source, destination, round(float(similarity), 4)))
     return Swapped(item.destination, pastes, tuple(faces))

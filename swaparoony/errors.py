@@ -10,6 +10,7 @@ SwaparoonyError
 ├── NoFaceFound (422)
 ├── FaceIdOutOfRange (422)
 ├── TooManySwaps (422)
+├── ModelNotInstalled (422)
 ├── GalleryNotWritable (409)
 │   └── GalleryFull
 ├── SigningFailed (500)
@@ -106,6 +107,14 @@ class TooManySwaps(SwaparoonyError):
     status = 422
     short = "too_many_swaps"
     title = "Too many swaps"
+
+
+class ModelNotInstalled(SwaparoonyError):
+    """An option needs a model file the service did not load (an enhancer, a face parser or occluder)."""
+
+    status = 422
+    short = "model_not_installed"
+    title = "Model not installed"
 
 
 class GalleryNotWritable(SwaparoonyError):

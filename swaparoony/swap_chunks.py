@@ -9,6 +9,8 @@ already sent finishes). benchmarks/work_budget.py measures this.
 
 from __future__ import annotations
 
+import dataclasses
+
 from .models.pixel_boost import factor
 from .types import FaceSwapRequest, FaceSwapResult
 
@@ -46,5 +48,7 @@ def _part(request: FaceSwapRequest, start: int, stop: int) -> FaceSwapRequest:
     costs one recognizer item per source (the latents stay in the model service, so they cannot be reused)."""
     pairs = request.pairs[start:stop]
     used = sorted(set(pairs))
+    enhancement = request.enhancement and dataclasses.replace(
+        request.enhancement, faces=request.enhancement.faces[start:stop], from_crop=request.enhancement.from_crop[start:stop])
     return FaceSwapRequest([request.sources[i] for i in used], request.targets[start:stop],
-                           [used.index(pair) for pair in pairs], request.color_match)
+                           [used.index(pair) for pair in pairs], request.color_match, enhancement)

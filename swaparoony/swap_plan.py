@@ -32,6 +32,16 @@ class SwapOptions:
     face_map: tuple[FacePair, ...] = ()
     """(upload face, destination face) pairs; when given, the two ids above are not used."""
     color_match: bool = False
+    enhancer: str | None = None
+    """A face enhancer's key (models/face_enhancer.py's ENHANCERS); None: no enhancer."""
+    enhancer_blend: int = 80
+    """0-100: how much of the restored face replaces the swapped one."""
+    enhancer_weight: float = 0.5
+    """CodeFormer's fidelity, 0-1."""
+    mask: tuple[str, ...] | None = None
+    """Mask types (box, occlusion, region) to paste through; None: each portrait's default (gallery.json), else box."""
+    mask_regions: tuple[str, ...] | None = None
+    """The face parser's regions the region mask keeps; None: every region."""
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,24 @@ class SwapItem:
 
 
 @dataclass(frozen=True)
+class Enhancement:
+    """A request's face enhancer and, per target, where its swapped crop goes in the enhancer's view.
+
+    faces[i] is target i's destination face aligned to the enhancers' FFHQ 512 template, and from_crop[i] the warp of
+    target i's crop into it: the swapped crop is placed in that view, restored, warped back and blended by `blend`.
+    """
+
+    enhancer: str
+    """The enhancer file's key (face_enhancer.ENHANCERS)."""
+    blend: float
+    """0 to 1: how much of the restored face replaces the swapped one."""
+    weight: float
+    """CodeFormer's fidelity, 0 to 1; the other enhancers ignore it."""
+    faces: list[Frame]
+    from_crop: list[AffineMatrix]
+
+
+@dataclass(frozen=True)
 class FaceSwapRequest:
     """One request's model work: the aligned 112x112 source faces, and the destination crops they go into.
 
@@ -86,6 +104,7 @@ class FaceSwapRequest:
     targets: list[Frame]
     pairs: list[int]
     color_match: bool = False
+    enhancement: Enhancement | None = None
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..imaging.face_masks import MASK_TYPES
+from ..models.face_parser import REGIONS
+
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "gallery.json"
 MAX_INDEX_BYTES = 1024 * 1024
 MAX_TITLE_CHARS = 200
-EXAMPLE = '{"astronaut.png": {"title": "Astronaut", "order": 1, "faces": [1]}}'
+EXAMPLE = '{"astronaut.png": {"title": "Astronaut", "order": 1, "faces": [1], "mask": ["occlusion"]}}'
+FIELDS = ("title", "order", "faces", "mask", "mask_regions")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,11 @@ class DestinationInfo:
     order: int | None = None
     faces: tuple[int, ...] | None = None
     """The 1-based faces people may swap into; None: all of them."""
+    mask: tuple[str, ...] | None = None
+    """The masks its faces are pasted through unless a request says (a portrait with glasses or a hand near the
+    face); None: the box only."""
+    mask_regions: tuple[str, ...] | None = None
+    """The regions its region mask keeps unless a request says; None: every region."""
 
 
 NOT_SAID = DestinationInfo()
@@ -78,9 +87,9 @@ def parse_index(raw: bytes) -> dict[str, DestinationInfo]:
 def _entry(name: str, entry: Any) -> DestinationInfo:
     if not isinstance(entry, dict):
         raise ValueError(f"{name!r} must map to an object, like {EXAMPLE}")
-    unknown = sorted(set(entry) - {"title", "order", "faces"})
+    unknown = sorted(set(entry) - set(FIELDS))
     if unknown:
-        raise ValueError(f"{name!r} has unknown field(s) {unknown}; known: title, order, faces")
+        raise ValueError(f"{name!r} has unknown field(s) {unknown}; known: {', '.join(FIELDS)}")
     title, order, faces = entry.get("title"), entry.get("order"), entry.get("faces")
     if title is not None and (not isinstance(title, str) or len(title) > MAX_TITLE_CHARS):
         raise ValueError(f"{name!r}: title must be text of up to {MAX_TITLE_CHARS} characters")
@@ -88,7 +97,17 @@ def _entry(name: str, entry: Any) -> DestinationInfo:
         raise ValueError(f"{name!r}: order must be a whole number")
     if faces is not None and (not isinstance(faces, list) or not faces or not all(_whole(f) and f >= 1 for f in faces)):
         raise ValueError(f"{name!r}: faces must be a non-empty list of face numbers from 1, like [1, 2]")
-    return DestinationInfo(title, order, tuple(sorted(set(faces))) if faces is not None else None)
+    return DestinationInfo(title, order, tuple(sorted(set(faces))) if faces is not None else None,
+                           _names(name, "mask", entry.get("mask"), MASK_TYPES),
+                           _names(name, "mask_regions", entry.get("mask_regions"), tuple(REGIONS)))
+
+
+def _names(name: str, field: str, value: Any, known: tuple[str, ...]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in known for v in value):
+        raise ValueError(f"{name!r}: {field} must be a list of {', '.join(known)}")
+    return tuple(value)
 
 
 def _whole(value: Any) -> bool:

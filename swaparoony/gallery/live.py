@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GalleryUnavailable
-from ..models.model_calls import ModelCalls
+from ..models.model_calls import Loaded, ModelCalls
 from .bounds import GalleryBounds, skipped
 from .index import INDEX_NAME, read_index
 from .portraits import Decode, Destination, Gallery, listing, read_regular_file
@@ -40,8 +40,9 @@ class LiveGallery:
     """Holds the current view and replaces it when the directory changes."""
 
     def __init__(self, directory: Path, models: ModelCalls, decode: Decode, max_bytes: int, prepare: Prepare,
-                 bounds: GalleryBounds = GalleryBounds()) -> None:
+                 bounds: GalleryBounds = GalleryBounds(), models_loaded: Loaded | None = None) -> None:
         self.directory = directory
+        self.models_loaded = models_loaded or {}
         self.bounds = bounds
         self.models = models
         self.decode = decode
@@ -71,7 +72,8 @@ class LiveGallery:
         retried = {name for name in unchanged if skipped(old.gallery.destinations[name].reason)}  # room may have freed
         kept = [old.gallery.destinations[name] for name in unchanged - retried]
         changed = [self.directory / name for name in images if name not in unchanged or name in retried]
-        gallery = await Gallery.load(changed, self.models, self.decode, self.max_bytes, kept, index, self.bounds)
+        gallery = await Gallery.load(changed, self.models, self.decode, self.max_bytes, kept, index, self.bounds,
+                                     self.models_loaded)
         outputs = await asyncio.to_thread(self._outputs, gallery, old.outputs, unchanged)
         self.view = GalleryView(gallery, outputs, now)
         added, removed = images.keys() - before.keys(), before.keys() - images.keys()

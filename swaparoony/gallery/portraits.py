@@ -11,15 +11,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
-from ..imaging.face_geometry import PasteRegion, align_matrix, crop_face, crop_mask, paste_region
+from ..imaging.face_geometry import PasteRegion, align_matrix, crop_face, crop_mask, estimate_similarity, paste_region
+from ..imaging.face_masks import BOX, MASK_SIZE, FaceMasks, MaskChoice
 from ..imaging.vision import MEDIA_TYPES as FORMAT_MEDIA_TYPES, SUFFIXES
-from ..models.model_calls import ModelCalls
+from ..models import face_enhancer, face_occluder, face_parser
+from ..models.model_calls import Loaded, ModelCalls
 from ..models.pixel_boost import BOOST_SIZES
 from ..models.scrfd import ROLE as DETECTOR, faces_from_detections, letterbox
-from ..types import DecodedImage, Face, Frame
+from ..types import AffineMatrix, DecodedImage, Face, Frame
 from .bounds import GalleryBounds, pixels_of
 from .index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
 
@@ -46,15 +49,33 @@ class AlignedFace:
 
 
 @dataclass(frozen=True)
+class EnhancerView:
+    """A destination face as the face enhancers see it: aligned to their FFHQ 512 template, and each pixel-boost
+    crop's warp into it (so a swapped crop is placed in it without going back to the frame)."""
+
+    face: Frame
+    from_crop: dict[int, AffineMatrix]
+
+
+@dataclass(frozen=True)
 class DestinationFace:
-    """A face in a destination, aligned once at every pixel-boost size."""
+    """A face in a destination, aligned once at every pixel-boost size, with its masks and its enhancer view where
+    those models are loaded."""
 
     face: Face
     aligned: dict[int, AlignedFace]
+    masks: FaceMasks = FaceMasks()
+    enhancer_view: EnhancerView | None = None
 
-    def at(self, size: int) -> AlignedFace:
-        """The face aligned at this crop size (one of pixel_boost.BOOST_SIZES)."""
-        return self.aligned[size]
+    def at(self, size: int, choice: MaskChoice = BOX) -> AlignedFace:
+        """The face aligned at this crop size (one of pixel_boost.BOOST_SIZES), pasted through the chosen masks."""
+        aligned = self.aligned[size]
+        if choice == BOX:
+            return aligned
+        region = aligned.region
+        mask, keep = self.masks.in_box(choice, self.aligned[MASK_SIZE].region.matrix, region.x1 - region.x0,
+                                       region.y1 - region.y0)
+        return AlignedFace(aligned.crop, dataclasses.replace(region, mask=mask, keep=keep))
 
     @property
     def crop(self) -> Frame:
@@ -117,9 +138,10 @@ class Gallery:
     @classmethod
     async def load(cls, paths: list[Path], models: ModelCalls, decode: Decode, max_bytes: int,
                    kept: list[Destination], index: GalleryIndex | None = None,
-                   bounds: GalleryBounds = GalleryBounds()) -> Gallery:
+                   bounds: GalleryBounds = GalleryBounds(), models_loaded: Loaded | None = None) -> Gallery:
         """Read and decode these image files off the event loop, in order and within the bounds, and detect all their
-        faces in one batched call; the gallery is them and the destinations kept as they are."""
+        faces in one batched call, then (where `models_loaded` has those models) parse and occlusion-mask them in one call
+        each; the gallery is them and the destinations kept as they are."""
         read = await _read_within(paths, decode, max_bytes, kept, bounds)
         frames = {name: frame for name, frame, _, reason in read if reason is None}
         files = {name: file for name, _, file, _ in read}
@@ -130,6 +152,7 @@ class Gallery:
             _destination(name, frame, files[name], faces_from_detections(found, scale))
             for (name, frame), (_, scale), found in zip(frames.items(), canvases, detections)
         ]
+        loaded = await _analysed(loaded, models, models_loaded or {})
         for destination in loaded + broken:
             logger.info("destination %s: %d face(s)%s", destination.name, len(destination.faces),
                         f" ({destination.reason})" if destination.reason else "")
@@ -234,6 +257,32 @@ def _destination(name: str, frame: Frame, file: bytes, faces: list[Face]) -> Des
     if not faces:
         return Destination(name, frame, (), reason="no face found")
     return Destination(name, frame, tuple(DestinationFace(face, _aligned(frame, face)) for face in faces), file=file)
+
+
+async def _analysed(destinations: list[Destination], models: ModelCalls, files: Loaded) -> list[Destination]:
+    """The destinations with what their faces need for masks and enhancers, where those models are loaded: one
+    parser call and one occluder call for all their faces, and each face's enhancer view."""
+    faces = [face for destination in destinations for face in destination.faces]
+    if not faces:
+        return destinations
+    crops = [face.at(MASK_SIZE).crop for face in faces]
+    labels = await models.run(face_parser.ROLE, crops) if files.get(face_parser.ROLE) else [None] * len(faces)
+    occlusion = await models.run(face_occluder.ROLE, crops) if files.get(face_occluder.ROLE) else [None] * len(faces)
+    views = [_enhancer_view(destination.frame, face) for destination in destinations for face in destination.faces] \
+        if files.get(face_enhancer.ROLE) else [None] * len(faces)
+    done = iter(dataclasses.replace(face, masks=FaceMasks(parsed, visible), enhancer_view=view)
+                for face, parsed, visible, view in zip(faces, labels, occlusion, views))
+    return [dataclasses.replace(destination, faces=tuple(next(done) for _ in destination.faces))
+            for destination in destinations]
+
+
+def _enhancer_view(frame: Frame, face: DestinationFace) -> EnhancerView:
+    to_ffhq = estimate_similarity(face.face.landmarks.astype(np.float64), face_enhancer.FFHQ_512)
+    view = crop_face(frame, to_ffhq, face_enhancer.ENHANCER_SIZE)
+    square = np.vstack([to_ffhq, [0.0, 0.0, 1.0]])
+    from_crop = {size: (square @ np.vstack([cv2.invertAffineTransform(align_matrix(face.face.landmarks, size)),
+                                             [0.0, 0.0, 1.0]]))[:2] for size in face.aligned}
+    return EnhancerView(view, from_crop)
 
 
 def _aligned(frame: Frame, face: Face) -> dict[int, AlignedFace]:
