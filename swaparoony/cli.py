@@ -1,4 +1,5 @@
-"""`swaparoony models pull|import|verify`: get the model files into a models directory, checked;
+"""`swaparoony models pull|import|verify|list`: get the model files into a models directory, checked (`--with KEY`
+adds an optional one: an enhancer, a face parser, an occluder);
 `swaparoony inspect FILE`: what a picture's content credentials say."""
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import c2pa
 from PIL import UnidentifiedImageError
 
 from .errors import DownloadError
-from .models.download import import_from, manifest, pull, verify
-from .models.registry import service_files
+from .models.download import import_from, manifest, optional_specs, pull, verify
+from .models.registry import optional_files, service_files
 from .models.specs import licences
 from .provenance import credentials_report
 from .settings import DEFAULT_MODELS_DIR, Settings
@@ -33,13 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
                             ("import", "copy and verify files you brought (air-gapped clusters)"),
                             ("verify", "check each file: OK, wrong hash, wrong contract or missing"),
                             ("ensure", "download the files that are missing, once the licence is accepted "
-                                       "(make serve runs this; SWAPAROONY_ACCEPT_MODEL_LICENCE=1 accepts it)")):
+                                       "(make serve runs this; SWAPAROONY_ACCEPT_MODEL_LICENCE=1 accepts it)"),
+                            ("list", "the optional models (enhancers, face parsers, occluders): licence and whether installed")):
         action = actions.add_parser(name, help=help_text)
         action.add_argument("--models-dir", type=Path, default=Settings.from_env().models_dir or DEFAULT_MODELS_DIR,
                             help="where the files go (default: SWAPAROONY_MODELS_DIR or ./models)")
         action.add_argument("--manifest", type=Path, default=os.environ.get("SWAPAROONY_MODELS_MANIFEST"),
                             help="a JSON list of files, sizes, hashes and sources instead of the built-in one")
-        if name != "verify":
+        if name != "list":
+            action.add_argument("--with", dest="extras", action="append", default=[], metavar="KEY[,KEY]",
+                                help="an optional model too (repeat or comma-separate): "
+                                     + ", ".join(spec.key for spec in optional_files()))
+        if name not in ("verify", "list"):
             action.add_argument("--no-store", action="store_true",
                                 help="do not also save the files in BentoML's model store")
         if name == "import":
@@ -65,6 +71,15 @@ def inspect(file: Path, trust: Path | None) -> int:
     return 0 if report.from_swaparoony and report.xmp_source_type else 1
 
 
+def list_optional(models_dir: Path) -> int:
+    """Print each optional model: its key, file, whether it is installed, and its licence."""
+    for spec in optional_files():
+        state = "installed" if (models_dir / spec.relative_path).is_file() else "not installed"
+        print(f"{spec.role:<14} {spec.key:<24} {spec.relative_path:<30} {state:<14} {spec.licence}")
+    print(f"Install one with: swaparoony models pull --with KEY (into {models_dir})")
+    return 0
+
+
 def licence_accepted(licence: str) -> bool:
     """The person accepts the model licence: SWAPAROONY_ACCEPT_MODEL_LICENCE=1, or 'y' at a terminal."""
     print(f"The model files are missing. Licence: {licence}", file=sys.stderr)
@@ -82,9 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.group == "inspect":
         return inspect(args.file, args.trust)
+    if args.action == "list":
+        return list_optional(args.models_dir)
     detector = Settings.from_env().detector
-    entries = manifest(Path(args.manifest) if args.manifest else None, detector)
-    licence = licences(service_files({"detector": detector}))
+    extras = [key.strip() for given in args.extras for key in given.split(",") if key.strip()]
+    try:
+        entries = manifest(Path(args.manifest) if args.manifest else None, detector, extras)
+    except DownloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    licence = licences([*service_files({"detector": detector}), *optional_specs(extras)])
     if args.action == "ensure":
         if all((args.models_dir / entry.path).is_file() for entry in entries):
             print(f"model files in place in {args.models_dir}")

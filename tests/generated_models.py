@@ -301,14 +301,15 @@ def enhancer_model(weighted: bool = False) -> onnx.ModelProto:
     CodeFormer's `weight` input (a double [1]) x * (1 - 2 * weight): itself at 0, the negative at 1."""
     face = [1, 3, 512, 512]
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, face)]
-    inits = [_const("minus_one", np.float32(-1.0)), _const("one", np.float32(1.0)), _const("two", np.float32(2.0))]
     if weighted:
+        inits = [_const("one", np.float32(1.0)), _const("two", np.float32(2.0))]
         inputs.append(helper.make_tensor_value_info("weight", TensorProto.DOUBLE, [1]))
         nodes = [helper.make_node("Cast", ["weight"], ["w"], to=TensorProto.FLOAT),
                  helper.make_node("Mul", ["w", "two"], ["w2"]),
                  helper.make_node("Sub", ["one", "w2"], ["gain"]),
                  helper.make_node("Mul", ["input", "gain"], ["output"])]
     else:
+        inits = [_const("minus_one", np.float32(-1.0))]
         nodes = [helper.make_node("Mul", ["input", "minus_one"], ["output"])]
     graph = helper.make_graph(nodes, "generated_enhancer", inputs,
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, face)], inits)

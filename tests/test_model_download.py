@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from generated_models import detector_model
+from generated_models import detector_model, enhancer_model
 
 from swaparoony.cli import main
 from swaparoony.models.arcface import RECOGNIZER
@@ -247,3 +247,30 @@ def test_ensure_downloads_only_what_is_missing_and_only_with_the_licence_accepte
     requests = len(mirror.requests)
     assert run("models", "ensure", "--models-dir", str(models), "--manifest", str(manifest)) == 0
     assert "model files in place" in capsys.readouterr().out and len(mirror.requests) == requests
+
+
+def test_an_optional_model_is_pulled_only_with_its_key_and_says_its_licence(
+        mirror: Mirror, files: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    gfpgan = enhancer_model().SerializeToString()
+    mirror.files["/files/gfpgan_1.4.onnx"] = gfpgan
+    manifest = write_manifest(tmp_path / "m.json", files, standard_sources(mirror.url, ["/files/inswapper_128.onnx"]))
+    listed = json.loads(manifest.read_text())  # a mirror's manifest may list optional files; no checksum is known
+    listed["files"].append({"path": "gfpgan_1.4.onnx", "size": None, "sha256": None,
+                            "sources": [{"url": f"{mirror.url}/files/gfpgan_1.4.onnx"}]})
+    manifest.write_text(json.dumps(listed))
+    models = tmp_path / "models"
+    assert run("models", "pull", "--models-dir", str(models), "--manifest", str(manifest)) == 0
+    assert not (models / "gfpgan_1.4.onnx").exists()
+    capsys.readouterr()
+    assert run("models", "pull", "--models-dir", str(models), "--manifest", str(manifest), "--with", "gfpgan_1.4") == 0
+    assert (models / "gfpgan_1.4.onnx").read_bytes() == gfpgan
+    assert "GFPGAN 1.4 (TencentARC): Apache-2.0" in capsys.readouterr().err
+    assert run("models", "verify", "--models-dir", str(models), "--manifest", str(manifest), "--with", "gfpgan_1.4") == 0
+    assert "gfpgan_1.4.onnx: OK" in capsys.readouterr().out
+    assert main(["models", "list", "--models-dir", str(models)]) == 0
+    listing = capsys.readouterr().out
+    assert "gfpgan_1.4.onnx                installed" in listing and "CodeFormer (sczhou): S-Lab License 1.0, non-commercial" in listing
+    assert run("models", "pull", "--models-dir", str(models), "--manifest", str(manifest), "--with", "codeformer") == 1
+    assert "does not list codeformer.onnx" in capsys.readouterr().err
+    assert run("models", "pull", "--models-dir", str(models), "--with", "gfpgan_9") == 1
+    assert "no optional model is called gfpgan_9; known: gfpgan_1.4, restoreformer_plus_plus" in capsys.readouterr().err

@@ -17,12 +17,13 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TextIO
 
 from ..errors import DownloadError
 from .contract import check_contract
 from .onnx_loader import CPU, file_mismatch
-from .registry import ALL_FILES, FAMILIES, service_files
+from .registry import ALL_FILES, FAMILIES, optional_files, service_files
 from .scrfd import DEFAULT_DETECTOR
 from .specs import ModelSpec, Source
 
@@ -45,17 +46,34 @@ class FileEntry:
         return cls(spec.relative_path, spec.size, spec.sha256, spec.sources)
 
 
-def manifest(path: Path | None = None, detector: str = DEFAULT_DETECTOR) -> list[FileEntry]:
-    """The built-in table of the files the chosen detector's service needs, or a JSON manifest with the same
-    fields (for mirrors and tests)."""
+def manifest(path: Path | None = None, detector: str = DEFAULT_DETECTOR, extras: Sequence[str] = ()) -> list[FileEntry]:
+    """The files the chosen detector's service needs and the optional ones asked for by key (`--with gfpgan_1.4`),
+    from the built-in table or a JSON manifest with the same fields (for mirrors and tests), which may list optional
+    files too: only those asked for are taken."""
+    optional = optional_specs(extras)
     if path is None:
-        return [FileEntry.of(spec) for spec in service_files({"detector": detector})]
+        return [FileEntry.of(spec) for spec in (*service_files({"detector": detector}), *optional)]
     data = json.loads(path.read_text())
-    return [
+    listed = [
         FileEntry(item["path"], int(item["size"]) if item.get("size") is not None else None, item.get("sha256"),
                   tuple(Source(s["url"], s.get("member")) for s in item["sources"]))
         for item in data["files"]
     ]
+    paths = {spec.relative_path for spec in optional}
+    unlisted = sorted(paths - {entry.path for entry in listed})
+    if unlisted:
+        raise DownloadError(f"{path} does not list {', '.join(unlisted)}")
+    every_optional = {spec.relative_path for spec in optional_files()}
+    return [entry for entry in listed if entry.path not in every_optional or entry.path in paths]
+
+
+def optional_specs(keys: Sequence[str]) -> list[ModelSpec]:
+    """The optional files (enhancers, face parsers, occluders) with these keys, or DownloadError naming the known."""
+    known = {spec.key: spec for spec in optional_files()}
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise DownloadError(f"no optional model is called {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[key] for key in dict.fromkeys(keys)]
 
 
 def is_verified(path: Path, entry: FileEntry) -> bool:
