@@ -13,6 +13,7 @@ import io
 import json
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ import pytest
 from browser import chromium, photo_in, swagger_ui
 from conftest import Server, decode, encode, metric, start_server, stop_server, upload_image
 from generated_models import GLASSES, HAND, draw_faces, write_models, write_optional_models
+from test_front_door import readme_block
 
 UPLOAD = encode(upload_image())
 CX = CY = 640
@@ -157,6 +159,23 @@ def test_the_bentoml_client_and_curl_take_the_enhancer_and_masks(masked: Server,
                         "-F", "output_format=png", "-F", "enhancer=codeformer", "-F", "mask=box",
                         f"{masked.url}/swap_image"], timeout=120, check=True)
         assert changed(decode((tmp_path / "out.png").read_bytes()), HAND_ROWS) > 0
+
+
+def test_the_readmes_enhancer_and_mask_examples_run_as_written(masked: Server, tmp_path: Path) -> None:
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(UPLOAD)
+
+    def here(text: str) -> str:
+        return (text.replace("http://localhost:3000", masked.url).replace("destinations/grace_hopper.jpg", str(photo))
+                .replace("astronaut.png", "posed.png"))
+
+    shell = here(readme_block("sh", "enhancer=gfpgan_1.4"))
+    subprocess.run(["bash", "-euo", "pipefail", "-c", shell.replace("curl ", "curl -sSf ")], cwd=tmp_path, timeout=120,
+                   check=True)
+    assert decode((tmp_path / "restored.jpg").read_bytes()).shape == (1280, 1280, 3)
+    python = subprocess.run([sys.executable, "-c", here(readme_block("python", "enhancer="))], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert python.returncode == 0 and python.stdout.strip() == "posed.png", python.stderr
 
 
 def test_the_compatibility_routes_keep_their_answers_with_the_portraits_default_mask(masked: Server) -> None:

@@ -149,7 +149,7 @@ def test_the_readme_curl_examples_run_as_written(server: Server, photo: Path, tm
 
 
 def test_the_readme_python_example_keeps_the_content_credentials(server: Server, photo: Path, tmp_path: Path) -> None:
-    script = as_run_here(readme_block("python", "SyncHTTPClient"), server, photo)
+    script = as_run_here(readme_block("python", "client.request"), server, photo)
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": ""})
     assert run.returncode == 0, run.stderr
