@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
+from .errors import ServiceNotReady
 from .gallery.bounds import GalleryBounds
 from .gallery.editor import GalleryEditor
 from .gallery.live import LiveGallery
 from .gallery.portraits import Destination, DestinationFace, Gallery
 from .gallery.prepared_output import Paste, PreparedOutput, prepare
-from .errors import ServiceNotReady
 from .imaging.decode_queue import DecodeQueue
 from .imaging.decoder_pool import DecoderPool
 from .imaging.face_geometry import align_matrix, crop_face
@@ -29,6 +29,7 @@ from .imaging.vision import MEDIA_TYPES, OutputFormat, encode_image
 from .models.arcface import RECOGNIZER_SIZE
 from .models.model_calls import Loaded, ModelCalls
 from .models.scrfd import ROLE as DETECTOR, faces_from_detections, letterbox
+from .offered_models import OfferedModels
 from .provenance import content_credentials
 from .provenance.content_credentials import Marker, Provenance, Unmarked
 from .provenance.visible_label import labelled
@@ -36,7 +37,6 @@ from .settings import Settings
 from .swap_chunks import CHUNK_SWAPS, chunked, joined, swaps
 from .swap_cost import SwapCost, refuse_past
 from .swap_plan import NO_USABLE_DESTINATION, Planned, Skipped, SwapOptions, pick_sources, plan, sources_used
-from .offered_models import OfferedModels
 from .telemetry import NoTelemetry, Telemetry, timed
 from .types import DecodedImage, Enhancement, Face, FaceSwapRequest, FaceSwapResult, Frame
 from .work_budget import WorkBudget
@@ -310,11 +310,11 @@ def _enhancement(options: SwapOptions, faces: list[DestinationFace]) -> Enhancem
     """The enhancer's part of the model call: each face's enhancer view, prepared when the gallery loaded."""
     if options.enhancer is None:
         return None
-    views = [face.enhancer_view for face in faces]
-    if any(view is None for view in views):
+    views = [face.enhancer_view for face in faces if face.enhancer_view is not None]
+    if len(views) < len(faces):
         raise ServiceNotReady("The gallery was analysed before the enhancer was loaded; retry shortly.")
     return Enhancement(options.enhancer, options.enhancer_blend / 100, options.enhancer_weight,
-                       [view.face for view in views if view], [view.from_crop[options.pixel_boost] for view in views if view])
+                       [view.face for view in views], [view.from_crop[options.pixel_boost] for view in views])
 
 
 def _placed(item: Planned, size: int, done: Iterator[tuple[Frame, float]], masks: MaskChoice) -> Swapped:
