@@ -23,6 +23,7 @@ from swaparoony.models.family import RunOptions
 from swaparoony.models.loaded_models import LoadedModels
 from swaparoony.models.nvidia_driver import built_for_cuda, read_driver, require_driver
 from swaparoony.models.onnx_loader import CUDA, default_providers
+from swaparoony.provenance.watermark import payload
 from swaparoony.settings import DEFAULT_MODELS_DIR, Settings
 from swaparoony.types import FaceSwapRequest, FaceSwapResult, ModelAnswers, ModelRun
 
@@ -65,8 +66,9 @@ class ModelHost:
         providers = settings.providers or default_providers()
         if CUDA in providers:
             require_driver(read_driver(), built_for_cuda())
-        loaded = LoadedModels.load(models_dir, providers, RunOptions(settings.detection_threshold),
-                                   {"detector": settings.detector}, settings.rebatch, ModelCache(settings.state_dir), device)
+        options = RunOptions(settings.detection_threshold, payload(settings.watermark_operator))
+        loaded = LoadedModels.load(models_dir, providers, options, settings.model_choices, settings.rebatch,
+                                   ModelCache(settings.state_dir), device)
         loaded.telemetry = service_metrics()
         return loaded
 

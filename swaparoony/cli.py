@@ -1,6 +1,6 @@
 """`swaparoony models pull|import|verify|list`: get the model files into a models directory, checked (`--with KEY`
 adds an optional one: an enhancer, a face parser, an occluder);
-`swaparoony inspect FILE`: what a picture's content credentials say."""
+`swaparoony inspect FILE`: what a picture's content credentials and watermark say."""
 
 from __future__ import annotations
 
@@ -17,10 +17,17 @@ from .errors import DownloadError
 from .models.download import import_from, manifest, optional_specs, pull, verify
 from .models.registry import optional_files, service_files
 from .models.specs import licences
+from .models import rivagan
 from .provenance import credentials_report
+from .provenance.watermark import Reading
 from .settings import DEFAULT_MODELS_DIR, Settings
 
 ACCEPT_VARIABLE = "SWAPAROONY_ACCEPT_MODEL_LICENCE"
+INSPECT_EXIT_CODES = """exit status:
+  0  Swaparoony's Content Credentials (signature and hashes hold) and its IPTC XMP are in the file
+  1  no mark of Swaparoony found (no credentials; no watermark, or the watermark reader is not installed)
+  2  the file cannot be read as an image
+  3  Swaparoony's watermark is in the pixels but the credentials are not in the file (stripped or re-saved)"""
 INSTALLED_HOOKS = "swaparoony.models_installed"
 """Entry-point group called with the models directory after pull or import (BentoML's store registers one)."""
 
@@ -50,16 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="do not also save the files in BentoML's model store")
         if name == "import":
             action.add_argument("--from", dest="source", type=Path, required=True, help="folder holding the files or buffalo_l.zip")
-    inspect = commands.add_parser("inspect", help="whether a picture carries Swaparoony's content credentials, and what they say")
+    inspect = commands.add_parser("inspect", help="whether a picture carries Swaparoony's content credentials and "
+                                  "watermark, and what they say", epilog=INSPECT_EXIT_CODES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     inspect.add_argument("file", type=Path)
     inspect.add_argument("--trust", type=Path, help="PEM CA certificate(s) to trust, e.g. the service's signing-chain.pem")
+    inspect.add_argument("--models-dir", type=Path, default=Settings.from_env().models_dir or DEFAULT_MODELS_DIR,
+                         help="where the watermark reader (rivagan_decoder.onnx) is (default: SWAPAROONY_MODELS_DIR "
+                              "or ./models)")
     return parser
 
 
-def inspect(file: Path, trust: Path | None) -> int:
-    """Print what the file says about itself; 0 when it carries Swaparoony's valid credentials and both marks."""
+def inspect(file: Path, trust: Path | None, models_dir: Path) -> int:
+    """Print what the file says about itself, its metadata and its pixels; the exit status is INSPECT_EXIT_CODES'."""
     try:
         report = credentials_report.read(file, trust.read_bytes() if trust else None)
+        watermark = _watermark(file, models_dir)
     except UnidentifiedImageError:
         print(f"error: {file} is not an image file", file=sys.stderr)
         return 2
@@ -68,7 +81,21 @@ def inspect(file: Path, trust: Path | None) -> int:
         return 2
     for line in report.lines():
         print(line)
-    return 0 if report.from_swaparoony and report.xmp_source_type else 1
+    print(watermark.line() if isinstance(watermark, Reading) else f"watermark: not checked: {watermark}")
+    if report.from_swaparoony and report.xmp_source_type:
+        return 0
+    if isinstance(watermark, Reading) and watermark.found:
+        print("Swaparoony watermark found; no Content Credentials (stripped or re-saved)")
+        return 3
+    return 1
+
+
+def _watermark(file: Path, models_dir: Path) -> Reading | str:
+    """The watermark's reading, or why it could not be read."""
+    try:
+        return rivagan.read(file, models_dir)
+    except FileNotFoundError as exc:
+        return str(exc)
 
 
 def list_optional(models_dir: Path) -> int:
@@ -96,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; exit status 0 on success, 1 with a message on failure."""
     args = build_parser().parse_args(argv)
     if args.group == "inspect":
-        return inspect(args.file, args.trust)
+        return inspect(args.file, args.trust, args.models_dir)
     if args.action == "list":
         return list_optional(args.models_dir)
     detector = Settings.from_env().detector

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from .imaging.image_file import DecodeLimits
 from .imaging.jpeg_splice import encode_banded
 from .imaging.overview import contact_sheet, numbered_faces
 from .imaging.vision import MEDIA_TYPES, OutputFormat, encode_image
+from .models import rivagan
 from .models.arcface import RECOGNIZER_SIZE
 from .models.model_calls import Loaded, ModelCalls
 from .models.scrfd import ROLE as DETECTOR, faces_from_detections, letterbox
@@ -41,6 +43,7 @@ from .telemetry import NoTelemetry, Telemetry, timed
 from .types import DecodedImage, Enhancement, Face, FaceSwapRequest, FaceSwapResult, Frame
 from .work_budget import WorkBudget
 
+logger = logging.getLogger(__name__)
 UPLOAD_LONG_SIDE = 1920
 """Uploads are decoded at the smallest whole-factor size that keeps this many pixels on the long side.
 Faces are found on a 640-pixel canvas and embedded from a 112-pixel crop, so a face a tenth of the
@@ -117,6 +120,9 @@ class SwapEngine:
                  telemetry: Telemetry | None = None, marker: Marker | None = None, loaded: Loaded | None = None) -> None:
         self.models = models
         self.offered = OfferedModels.of(loaded or {})
+        self.watermarking = bool((loaded or {}).get(rivagan.ROLE))
+        """Whether the model service loaded the watermark encoder (SWAPAROONY_WATERMARK=on): the gallery's frames are
+        marked as they load, a contact sheet as it is made."""
         self.settings = settings
         self.decoder = decoder
         self.telemetry = telemetry or NoTelemetry()
@@ -136,6 +142,9 @@ class SwapEngine:
         """Load the signing identity, start the decode processes, analyse the destinations (the only detection, parse
         and occlusion mask they ever get), return a ready engine."""
         marker = await asyncio.to_thread(content_credentials.from_settings, settings, __version__)
+        if settings.watermark == "off":
+            logger.warning("the watermark is off: a re-saved picture keeps no mark that it is an AI face swap (see the "
+                           "README)")
         loaded = await models.loaded()
         decoder = await asyncio.to_thread(DecoderPool, settings.decode_processes, settings.decode_timeout_s,
                                           settings.decode_memory_bytes)
@@ -185,7 +194,8 @@ class SwapEngine:
         else:
             encoded = await self._encoded(await self._composed(placed), options.output_format)
         media_type = MEDIA_TYPES[options.output_format]
-        marked = await self._marked([(data, Provenance(SWAPPED, view.outputs[r.destination.name].parent))
+        marked = await self._marked([(data, Provenance(SWAPPED, view.outputs[r.destination.name].parent,
+                                                       self.watermarking))
                                      for r, data in zip(results, encoded)], media_type)
         swapped = [SwappedImage(r.destination.name, data, media_type, *r.destination.size, r.faces)
                    for r, data in zip(results, marked)]
@@ -203,9 +213,12 @@ class SwapEngine:
         sheet = await asyncio.to_thread(contact_sheet, ordered)
         if self.settings.visible_label:
             sheet = labelled(sheet, self.settings.visible_label)
+        if self.watermarking:  # a new picture: its tiles' marks are too small in it to be read
+            with timed(self.telemetry, "watermark"):
+                (sheet,) = await rivagan.watermarked([sheet], self.models)
         (data,) = await self._encoded([sheet], options.output_format)
         media_type = MEDIA_TYPES[options.output_format]
-        (marked,) = await self._marked([(data, Provenance(SHEET))], media_type)
+        (marked,) = await self._marked([(data, Provenance(SHEET, watermarked=self.watermarking))], media_type)
         lowest = min((face.identity_similarity for r in results for face in r.faces), default=None)
         return EncodedPicture(marked, media_type), lowest
 

@@ -97,6 +97,15 @@ class Settings:
     state_dir: Path = Path.home() / ".local" / "state" / "swaparoony"
     visible_label: str | None = None
     """Text drawn in a corner of every swapped picture; None: no visible label."""
+    watermark: Literal["on", "off"] = "on"
+    """on: every swapped picture carries an imperceptible watermark that outlives a re-save (provenance/watermark.py)."""
+    watermark_operator: int = 0
+    """The operator's identifier (0-255) the watermark carries beside the service mark."""
+
+    @property
+    def model_choices(self) -> dict[str, str | None]:
+        """The model file chosen per role where it is not the family's default; None: the role is off."""
+        return {"detector": self.detector, **({} if self.watermark == "on" else {"watermark": None})}
 
     @property
     def decode_memory_bytes(self) -> int:
@@ -170,6 +179,8 @@ class Settings:
             **_signing_files(env),
             state_dir=Path(env["SWAPAROONY_STATE_DIR"]) if env.get("SWAPAROONY_STATE_DIR") else _default_state_dir(env),
             visible_label=_label(env, "SWAPAROONY_VISIBLE_LABEL"),
+            watermark=_choice(env, "SWAPAROONY_WATERMARK", defaults.watermark, ("on", "off")),
+            watermark_operator=_bounded_int(env, "SWAPAROONY_WATERMARK_OPERATOR", defaults.watermark_operator, 0, 255),
         )
 
 

@@ -55,7 +55,8 @@ def pil_bytes(image: Image.Image, fmt: str, **params: object) -> bytes:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The three generated model files in the layout InsightFace users have."""
+    """The generated model files in the layout InsightFace users have (a watermark encoder that marks nothing, so
+    pixels outside a swap are the destination's own: tests/test_watermark.py serves the real one)."""
     return write_models(tmp_path_factory.mktemp("models"))
 
 

@@ -7,8 +7,13 @@ is a plain scale. The embedder's output depends on the crop and the swapper's on
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -16,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from swaparoony.imaging.face_geometry import ARCFACE_TEMPLATE
 from swaparoony.models.arcface import RECOGNIZER
 from swaparoony.models.inswapper import SWAPPER
+from swaparoony.models.rivagan import DECODER as WATERMARK_DECODER, ENCODER as WATERMARK_ENCODER
 from swaparoony.models.scrfd import DETECTOR
 
 DET_10G_OUTPUTS = ("448", "471", "494", "451", "474", "497", "454", "477", "500")
@@ -248,12 +254,14 @@ def swapper_model(seed: int = 11, cost_faithful: bool = False, batch: str = "pin
 
 
 def write_models(models_dir: Path, cost_faithful: bool = False, identity_faithful: bool = False) -> Path:
-    """Write all three generated files in the layout the service reads (cost-faithful: real compute too;
-    identity-faithful: an identity the swap carries over, see recognizer_model)."""
+    """Write the generated files of every required role in the layout the service reads (cost-faithful: real compute
+    too; identity-faithful: an identity the swap carries over, see recognizer_model); the watermark encoder is a
+    stand-in that marks nothing (real_watermark_files puts the real pair in place)."""
     models = (
         (DETECTOR, detector_model(cost_faithful=cost_faithful)),
         (RECOGNIZER, recognizer_model(cost_faithful=cost_faithful, identity_faithful=identity_faithful)),
         (SWAPPER, swapper_model(cost_faithful=cost_faithful, identity_faithful=identity_faithful)),
+        (WATERMARK_ENCODER, watermark_encoder_model()),
     )
     for spec, model in models:
         path = models_dir / spec.relative_path
@@ -359,3 +367,67 @@ def write_optional_models(models_dir: Path, enhancers: tuple[str, ...] = ("gfpga
         onnx.checker.check_model(model)
         onnx.save(model, str(models_dir / spec.relative_path))
     return models_dir
+
+
+def watermark_encoder_model() -> onnx.ModelProto:
+    """RivaGAN's encoder contract, marking nothing: the frames come back as they went in (the payload is taken and
+    left unused), for the servers whose tests are not about the watermark."""
+    frame = ["batch", 3, 1, "height", "width"]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["frame"], ["output"])], "rivagan_encoder_stand_in",
+        [helper.make_tensor_value_info("frame", TensorProto.FLOAT, frame),
+         helper.make_tensor_value_info("data", TensorProto.FLOAT, ["batch", 32])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, frame)],
+    )
+    return helper.make_model(graph, opset_imports=OPSET, ir_version=IR_VERSION)
+
+
+WATERMARK_WHEEL = "invisible_watermark-0.2.0-py3-none-any.whl"
+WATERMARK_WHEEL_SHA256 = "644311beed9cfe4a9a5a4a46c740f47800cef184fe2e1297f3f4542e2d992f8b"
+WHEELS = Path(__file__).resolve().parent.parent / "build" / "wheels"
+
+
+def watermark_wheel() -> Path:
+    """invisible-watermark's wheel, the real RivaGAN files' home: the one package registry file these machines can
+    get, fetched once (without its dependencies: torch is never installed) into build/wheels and checked."""
+    wheel = WHEELS / WATERMARK_WHEEL
+    if not wheel.is_file():
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "invisible-watermark==0.2.0",
+                        "-d", str(WHEELS)], check=True)
+    if hashlib.sha256(wheel.read_bytes()).hexdigest() != WATERMARK_WHEEL_SHA256:
+        raise AssertionError(f"{wheel} is not invisible-watermark 0.2.0's wheel; delete it to fetch it again")
+    return wheel
+
+
+def real_watermark_files(models_dir: Path) -> Path:
+    """The real RivaGAN encoder and decoder (MIT) taken from the wheel into models_dir, over the stand-in."""
+    with zipfile.ZipFile(watermark_wheel()) as wheel:
+        for spec in (WATERMARK_ENCODER, WATERMARK_DECODER):
+            (models_dir / spec.relative_path).write_bytes(wheel.read(f"imwatermark/{spec.relative_path}"))
+    return models_dir
+
+
+def photo_portrait(photo_rgb: np.ndarray, size: tuple[int, int] = (1280, 1280),
+                   centres: tuple[tuple[int, int], ...] = ((640, 640),), scale: float = 2.0) -> np.ndarray:
+    """A real photo as a destination the generated detector can use: dimmed (so none of its own bright patches reads
+    as a face) with draw_faces' squares on it. A watermark needs a real picture's texture to hide in: on draw_faces'
+    flat backdrop RivaGAN's mark is too weak to read."""
+    backdrop = cv2.resize(np.ascontiguousarray(photo_rgb[..., ::-1]), size, interpolation=cv2.INTER_AREA)
+    portrait = (backdrop.astype(np.float32) * 0.4 + 10).astype(np.uint8)
+    faces = draw_faces(size, list(centres), scale)
+    half = int(FACE_SIDE * scale / 2)
+    for x, y in centres:
+        portrait[y - half : y + half, x - half : x + half] = faces[y - half : y + half, x - half : x + half]
+    return portrait
+
+
+def photo_gallery(directory: Path) -> Path:
+    """Two portraits made from scikit-image's real photos (astronaut.png, coffee.jpg), as a booth's gallery of
+    photographs would be."""
+    from skimage import data as photos
+
+    directory.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(directory / "astronaut.png"), photo_portrait(photos.astronaut()))
+    cv2.imwrite(str(directory / "coffee.jpg"), photo_portrait(photos.coffee(), (1200, 800), ((608, 384),)),
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return directory

@@ -26,7 +26,7 @@ def test_a_swapper_pinned_to_batch_one_is_rebatched_and_swaps_a_batch_in_one_cal
     with caplog.at_level(logging.INFO):
         rebatched = LoadedModels.load(models_dir, rebatch="on")
     assert "inswapper_128.onnx: runs batches as one call" in caplog.text
-    assert rebatched.batching == {"detector": True, "recognizer": True, "swapper": True}
+    assert rebatched.batching == {"detector": True, "recognizer": True, "swapper": True, "watermark": True}
     items = swap_items(item_by_item)
     calls = count_runs(rebatched.roles["swapper"])
     batched = swapped(rebatched, items)

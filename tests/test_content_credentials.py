@@ -23,7 +23,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 
 from conftest import REPO, Server, decode, encode, start_server, stop_server, upload_image, wait_for
+from generated_models import photo_gallery, real_watermark_files, write_models
 from swaparoony.errors import CredentialsUnavailable
+from swaparoony.models import rivagan
 from swaparoony.provenance import content_credentials
 from swaparoony.provenance.content_credentials import Provenance
 from swaparoony.settings import Settings
@@ -258,13 +260,18 @@ def test_a_broken_signing_key_stops_swaps_with_the_reason(tmp_path: Path) -> Non
     assert refused.value.status == 503
 
 
-def test_credentials_off_sends_plain_pictures_and_says_so_in_the_log(started: Callable[..., Server]) -> None:
-    plain = started({"SWAPAROONY_CONTENT_CREDENTIALS": "off"})
-    (data,) = pictures(plain, "/swap_image", "jpeg")
-    with pytest.raises(c2pa.C2paError):
-        manifest_store(data, "image/jpeg")
-    assert xmp_source_type(data) is None
-    assert "content credentials are off" in plain.log()
+def test_marks_off_send_plain_pictures_and_say_so_in_the_log(started: Callable[..., Server], tmp_path: Path) -> None:
+    """Credentials and watermark off, on the real watermark files and photo portraits that carry the mark when on."""
+    models = real_watermark_files(write_models(tmp_path / "models"))
+    plain = started({"SWAPAROONY_CONTENT_CREDENTIALS": "off", "SWAPAROONY_WATERMARK": "off",
+                     "SWAPAROONY_MODELS_DIR": str(models), "SWAPAROONY_DESTINATIONS_DIR": str(photo_gallery(tmp_path / "photos"))})
+    for number, data in enumerate(pictures(plain, "/swap", "jpeg")):
+        with pytest.raises(c2pa.C2paError):
+            manifest_store(data, "image/jpeg")
+        assert xmp_source_type(data) is None
+        (tmp_path / f"{number}.jpg").write_bytes(data)
+        assert not rivagan.read(tmp_path / f"{number}.jpg", models).found
+    assert "content credentials are off" in plain.log() and "watermark is off" in plain.log()
 
 
 def test_xmp_only_marks_without_a_signature_or_a_signing_identity(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def engine(loaded: LoadedModels, models_dir: Path, gallery_dir: Path, tmp_path_f
 def test_gallery_is_detected_once_in_one_batch(loaded: LoadedModels, models_dir: Path, gallery_dir: Path, tmp_path: Path) -> None:
     fresh = LoadedModels.load(models_dir)
     asyncio.run(SwapEngine.start(LocalModelCalls(fresh), Settings(destinations_dir=gallery_dir, state_dir=tmp_path))).close()
-    assert fresh.runs == {"detector": 3}  # three readable destinations, nothing else
+    assert fresh.runs == {"detector": 3, "watermark": 3}  # three readable destinations, each marked once, nothing else
 
 
 def test_a_request_runs_one_detection_one_embedding_and_one_swap_per_destination(engine: SwapEngine, loaded: LoadedModels) -> None:

@@ -23,6 +23,7 @@ from generated_models import detector_model, enhancer_model
 from swaparoony.cli import main
 from swaparoony.models.arcface import RECOGNIZER
 from swaparoony.models.inswapper import SWAPPER
+from swaparoony.models.rivagan import ENCODER as WATERMARK
 from swaparoony.models.registry import service_files
 from swaparoony.models.scrfd import DETECTOR, DETECTORS
 
@@ -73,13 +74,17 @@ def files(models_dir: Path) -> dict[str, bytes]:
         for spec in (DETECTOR, RECOGNIZER):
             zipped.writestr(Path(spec.relative_path).name, content[spec.relative_path])
         zipped.writestr("genderage.onnx", b"not needed")
-    return {**content, "buffalo_l.zip": archive.getvalue()}
+    wheel = io.BytesIO()  # the watermark encoder comes out of a Python wheel, as invisible-watermark's is on PyPI
+    with zipfile.ZipFile(wheel, "w") as zipped:
+        zipped.writestr(f"imwatermark/{WATERMARK.relative_path}", content[WATERMARK.relative_path])
+        zipped.writestr("imwatermark/__init__.py", "")
+    return {**content, "buffalo_l.zip": archive.getvalue(), "watermark.whl": wheel.getvalue()}
 
 
 @pytest.fixture()
 def mirror(files: dict[str, bytes]) -> Iterator[Mirror]:
     server = Mirror({"/zips/buffalo_l.zip": files["buffalo_l.zip"], "/files/inswapper_128.onnx": files[SWAPPER.relative_path],
-                     "/bad/inswapper_128.onnx": files[DETECTOR.relative_path]})
+                     "/bad/inswapper_128.onnx": files[DETECTOR.relative_path], "/pypi/watermark.whl": files["watermark.whl"]})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -100,6 +105,7 @@ def standard_sources(url: str, swapper: list[str]) -> dict[str, list[dict]]:
         DETECTOR.relative_path: [dict(z, member="det_10g.onnx") for z in zips],
         RECOGNIZER.relative_path: [dict(z, member="w600k_r50.onnx") for z in zips],
         SWAPPER.relative_path: [{"url": f"{url}{p}"} for p in swapper],
+        WATERMARK.relative_path: [{"url": f"{url}/pypi/watermark.whl", "member": WATERMARK.relative_path}],
     }
 
 
@@ -180,6 +186,7 @@ def test_import_copies_and_verifies_brought_files(files: dict, tmp_path: Path, c
     brought.mkdir()
     (brought / "buffalo_l.zip").write_bytes(files["buffalo_l.zip"])
     (brought / "inswapper_128.onnx").write_bytes(files[SWAPPER.relative_path])
+    (brought / "invisible_watermark-0.2.0-py3-none-any.whl").write_bytes(files["watermark.whl"])
     manifest = write_manifest(tmp_path / "m.json", files, standard_sources("http://unused", []))
     models = tmp_path / "models"
     assert run("models", "import", "--from", str(brought), "--models-dir", str(models), "--manifest", str(manifest)) == 0

@@ -29,9 +29,9 @@ def copy_models(models_dir: Path, tmp_path: Path) -> Path:
 
 def test_generated_models_load_through_the_real_loader(models_dir: Path) -> None:
     loaded = LoadedModels.load(models_dir)
-    assert set(loaded.providers) == {"detector", "recognizer", "swapper"}
+    assert set(loaded.providers) == {"detector", "recognizer", "swapper", "watermark"}
     # On CPU batch-1 files are not re-batched by default (see test_batch_axis.py for when they are).
-    assert loaded.batching == {"detector": False, "recognizer": True, "swapper": False}
+    assert loaded.batching == {"detector": False, "recognizer": True, "swapper": False, "watermark": True}
 
 
 def test_missing_files_are_listed_with_paths_and_sources(tmp_path: Path) -> None:

@@ -13,11 +13,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from swaparoony.errors import ModelFileInvalid
+from swaparoony.errors import ModelFileInvalid, ModelsUnavailable
 from swaparoony.models.family import BatchedModel, ModelFamily, OpenedModel, RunOptions
 from swaparoony.models.loaded_models import LoadedModels
 from swaparoony.models.registry import FAMILIES, service_files
 from swaparoony.models.specs import BATCH, FREE, ModelSpec, Normalisation, Source
+from swaparoony.settings import Settings
 from swaparoony.types import Frame
 
 from generated_models import write_optional_models
@@ -94,11 +95,11 @@ def test_a_family_loaded_only_when_chosen_is_not_needed_otherwise(models_dir: Pa
 
 def test_enhancers_parser_and_occluder_load_only_when_present_every_enhancer_and_the_first_of_the_others(
         models_dir: Path, tmp_path: Path) -> None:
-    assert set(LoadedModels.load(models_dir).files()) == {"detector", "recognizer", "swapper"}
+    assert set(LoadedModels.load(models_dir).files()) == {"detector", "recognizer", "swapper", "watermark"}
     copied = write_optional_models(Path(shutil.copytree(models_dir, tmp_path / "models")))
     loaded = LoadedModels.load(copied)
     assert loaded.files() == {"detector": ["det_10g"], "recognizer": ["w600k_r50"], "swapper": ["inswapper_128"],
-                              "enhancer": ["gfpgan_1.4", "codeformer"], "face_parser": ["bisenet_resnet_34"],
+                              "watermark": ["rivagan_encoder"], "enhancer": ["gfpgan_1.4", "codeformer"], "face_parser": ["bisenet_resnet_34"],
                               "face_occluder": ["xseg_1"]}
     assert set(loaded.roles) >= {"enhancer:gfpgan_1.4", "enhancer:codeformer", "face_parser", "face_occluder"}
 
@@ -111,3 +112,13 @@ def test_a_registered_familys_file_is_checked_by_its_contract(models_dir: Path, 
     onnx.save(model, str(copied / NEGATIVE.relative_path))
     with pytest.raises(ModelFileInvalid, match=r"negative.onnx: not a usable finisher like negative: output 'finished'"):
         LoadedModels.load(copied)
+
+
+def test_the_watermark_encoder_is_required_unless_the_watermark_is_off(models_dir: Path, tmp_path: Path) -> None:
+    without = Path(shutil.copytree(models_dir, tmp_path / "models"))
+    (without / "rivagan_encoder.onnx").unlink()
+    with pytest.raises(ModelsUnavailable, match="rivagan_encoder.onnx"):
+        LoadedModels.load(without)
+    off = Settings(watermark="off").model_choices
+    assert "watermark" not in LoadedModels.load(without, choices=off).files()
+    assert "rivagan_decoder" not in {spec.key for spec in service_files(off, models_dir)}  # the reader is never served

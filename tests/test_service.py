@@ -197,7 +197,7 @@ def test_concurrent_requests_are_batched_on_the_model_service(server: Server) ->
     # ...and a merged batch runs as one call: the batch-1 files were given checked free-batch copies.
     log = server.log()
     assert "det_10g.onnx: runs batches as one call" in log and "inswapper_128.onnx: runs batches as one call" in log
-    assert "batch as one call {'detector': True, 'recognizer': True, 'swapper': True}" in log
+    assert "batch as one call {'detector': True, 'recognizer': True, 'swapper': True, 'watermark': True}" in log
 
 
 def test_sustained_load_drops_no_model_call(server: Server) -> None:

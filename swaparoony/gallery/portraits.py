@@ -18,7 +18,7 @@ from ..errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
 from ..imaging.face_geometry import PasteRegion, align_matrix, crop_face, crop_mask, estimate_similarity, paste_region
 from ..imaging.face_masks import BOX, MASK_SIZE, FaceMasks, MaskChoice
 from ..imaging.vision import MEDIA_TYPES as FORMAT_MEDIA_TYPES, SUFFIXES
-from ..models import face_enhancer, face_occluder, face_parser
+from ..models import face_enhancer, face_occluder, face_parser, rivagan
 from ..models.model_calls import Loaded, ModelCalls
 from ..models.pixel_boost import BOOST_SIZES
 from ..models.scrfd import ROLE as DETECTOR, faces_from_detections, letterbox
@@ -141,9 +141,12 @@ class Gallery:
                    bounds: GalleryBounds = GalleryBounds(), models_loaded: Loaded | None = None) -> Gallery:
         """Read and decode these image files off the event loop, in order and within the bounds, and detect all their
         faces in one batched call, then (where `models_loaded` has those models) parse and occlusion-mask them in one call
-        each; the gallery is them and the destinations kept as they are."""
+        each; the gallery is them and the destinations kept as they are. Where the watermark encoder is loaded, each
+        frame is watermarked first, so every result made from it carries the mark."""
         read = await _read_within(paths, decode, max_bytes, kept, bounds)
         frames = {name: frame for name, frame, _, reason in read if reason is None}
+        if (models_loaded or {}).get(rivagan.ROLE):  # marked before anything is cut from them
+            frames = dict(zip(frames, await rivagan.watermarked(list(frames.values()), models)))
         files = {name: file for name, _, file, _ in read}
         broken = [Destination(name, UNREADABLE, (), reason) for name, _, _, reason in read if reason is not None]
         canvases = [letterbox(frame) for frame in frames.values()]

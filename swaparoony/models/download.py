@@ -220,15 +220,16 @@ def pull(models_dir: Path, entries: list[FileEntry], stream: TextIO | None = Non
 
 
 def import_from(source_dir: Path, models_dir: Path, entries: list[FileEntry]) -> list[str]:
-    """Copy and verify files a person brought along (the InsightFace layout, flat files, or buffalo_l.zip)."""
+    """Copy and verify files a person brought along (the InsightFace layout, flat files, buffalo_l.zip, or
+    invisible-watermark's wheel for the watermark)."""
     report = []
     for entry in entries:
         final = models_dir / entry.path
         name = Path(entry.path).name
         found = next((p for p in (source_dir / entry.path, source_dir / name) if p.is_file()), None)
-        archives = sorted(source_dir.glob("*.zip"))
+        archives = sorted([*source_dir.glob("*.zip"), *source_dir.glob("*.whl")])  # a wheel is a zip
         if found is None and not archives:
-            raise DownloadError(f"{entry.path}: not found in {source_dir} (looked for {entry.path}, {name} and *.zip)")
+            raise DownloadError(f"{entry.path}: not found in {source_dir} (looked for {entry.path}, {name}, *.zip and *.whl)")
         final.parent.mkdir(parents=True, exist_ok=True)
         candidate = final.with_name(final.name + ".importing")
         if found is not None:

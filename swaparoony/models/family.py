@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from ..provenance.watermark import payload
 from .contract import ModelLayout, OutputFinder
 from .specs import ModelSpec
 
@@ -44,6 +45,8 @@ class RunOptions:
     """The service's settings that families read when they are built."""
 
     detection_threshold: float = 0.5
+    watermark_payload: tuple[int, ...] = payload(0)
+    """The bits the watermark encoder hides: the service mark and the operator's identifier."""
 
 
 class BatchedModel(ABC, Generic[In, Out]):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import arcface, face_enhancer, face_occluder, face_parser, inswapper, scrfd
+from . import arcface, face_enhancer, face_occluder, face_parser, inswapper, rivagan, scrfd
 from .family import ModelFamily
 from .specs import ModelSpec
 
@@ -19,9 +19,12 @@ FAMILIES: dict[str, ModelFamily] = {family.role: family for family in (
     face_enhancer.FAMILY,
     face_parser.FAMILY,
     face_occluder.FAMILY,
+    rivagan.FAMILY,
+    rivagan.READER_FAMILY,
 )}
-Choices = Mapping[str, str]
-"""A file key per role, where the service uses another file than the family's default (SWAPAROONY_DETECTOR)."""
+Choices = Mapping[str, str | None]
+"""A file key per role, where the service uses another file than the family's default (SWAPAROONY_DETECTOR); None
+turns the role off (SWAPAROONY_WATERMARK=off)."""
 
 
 def service_files(choices: Choices | None = None, models_dir: Path | None = None) -> tuple[ModelSpec, ...]:
@@ -35,6 +38,8 @@ def service_files(choices: Choices | None = None, models_dir: Path | None = None
     files: list[ModelSpec] = []
     for role, family in FAMILIES.items():
         key = chosen.get(role, family.default)
+        if role in chosen and key is None:
+            continue
         if key is not None:
             files.append(family.files[key])
         elif models_dir is not None and family.when_present != "never":
