@@ -3,10 +3,11 @@ model service CPU and latency per /swap into four 1280x1280 destinations, and re
 
 Small generated models, so the models cost almost nothing and the service's own work shows. --repo adds
 an older checkout served the same way in the same run, for before/after (without the SPEEDUPS its pyproject.toml
-did not name); content credentials are measured on and off, so signing is reported separately from the rest.
+did not name); content credentials are measured on and off, so signing is reported separately from the rest, and
+the watermark (the real RivaGAN encoder, from invisible-watermark's wheel) on or off as asked.
 
     python benchmarks/request_cost.py [--repo /path/to/old/checkout ...] [--requests 40] [--seconds 10]
-        [--formats jpeg png webp] [--credentials on off]
+        [--formats jpeg png webp] [--credentials on off] [--watermark on off]
 
 "client ms" is the load generator's own CPU per request at concurrency 16: it shares the machine with the service.
 "raw req/s" is the same 16 clients through raw_clients, a generator that takes far less of that CPU.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import tempfile
 import time
@@ -24,6 +26,7 @@ from pathlib import Path
 import httpx
 import psutil
 from _fixtures import REPO, gallery, start_server, stop_server, upload, write_models
+from generated_models import real_watermark_files
 from load import run_clients
 
 
@@ -147,26 +150,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--formats", nargs="+", default=["jpeg", "png", "webp"])
     parser.add_argument("--credentials", nargs="+", default=["on", "off"], choices=["on", "off"])
+    parser.add_argument("--watermark", nargs="+", default=["on"], choices=["on", "off"])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="swaparoony-cost-"))
-    models = write_models(work / "models")
+    models = real_watermark_files(write_models(work / "models"))
     destinations = gallery(work / "destinations", count=4)
     repos = [(repo.name[-12:], repo) for repo in args.repo] + [("now", REPO)]
     print(f"/swap of a 640x640 selfie into 4 destinations of 1280x1280, small models, 1 API worker; "
           f"{args.requests} sequential requests (CPU per request, median latency), then 16 clients for {args.seconds:.0f} s")
-    print(f"{'code':<13}{'format':<6}{'credentials':<12}{'API CPU ms':>11}{'model CPU ms':>13}{'latency ms':>11}{'req/s @16':>10}"
+    print(f"{'code':<13}{'format':<6}{'credentials':<12}{'watermark':<10}{'API CPU ms':>11}{'model CPU ms':>13}{'latency ms':>11}{'req/s @16':>10}"
           f"{'client ms':>10}{'raw req/s':>10}{'client ms':>10}")
     for output_format in args.formats:
-        for credentials in args.credentials:
-            for label, repo in repos:  # one after the other, in the same run
-                seconds = args.seconds if output_format == "jpeg" else 0
-                r = measure(repo, work / f"{label}-{output_format}-{credentials}", models, destinations, credentials,
-                            output_format, args.requests if output_format == "jpeg" else max(5, args.requests // 4), seconds,
-                            hidden(undeclared_speedups(repo), work / label))
-                rps = (f"{r['rps16']:>10.1f}{r['client_ms']:>10.1f}{r['raw_rps16']:>10.1f}{r['raw_client_ms']:>10.1f}"
-                       if seconds else f"{'-':>10}" * 4)
-                print(f"{label:<13}{output_format:<6}{credentials:<12}{r['api_ms']:>11.1f}{r['models_ms']:>13.1f}"
-                      f"{r['latency_ms']:>11.1f}{rps}", flush=True)
+        for credentials, watermark, (label, repo) in itertools.product(args.credentials, args.watermark, repos):  # in one run
+            seconds = args.seconds if output_format == "jpeg" else 0
+            r = measure(repo, work / f"{label}-{output_format}-{credentials}-{watermark}", models, destinations,
+                        credentials, output_format, args.requests if output_format == "jpeg" else max(5, args.requests // 4),
+                        seconds, {**hidden(undeclared_speedups(repo), work / label), "SWAPAROONY_WATERMARK": watermark})
+            rps = (f"{r['rps16']:>10.1f}{r['client_ms']:>10.1f}{r['raw_rps16']:>10.1f}{r['raw_client_ms']:>10.1f}"
+                   if seconds else f"{'-':>10}" * 4)
+            print(f"{label:<13}{output_format:<6}{credentials:<12}{watermark:<10}{r['api_ms']:>11.1f}{r['models_ms']:>13.1f}"
+                  f"{r['latency_ms']:>11.1f}{rps}", flush=True)
 
 
 if __name__ == "__main__":

