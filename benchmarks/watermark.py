@@ -135,9 +135,10 @@ def main() -> None:
     encoder = rivagan.FAMILY.build(opened[rivagan.ENCODER.key], RunOptions(watermark_payload=tuple(PAYLOAD)))
     decoder = rivagan.READER_FAMILY.build(opened[rivagan.DECODER.key], RunOptions())
 
-    def mark(frame: np.ndarray) -> np.ndarray:
-        (change,) = encoder([small_copy(frame)])
-        return add_change(frame.copy(), change)
+    def mark(frame: np.ndarray) -> np.ndarray:  # as rivagan.watermarked does it, without the model service
+        copy = small_copy(frame)
+        (marked,) = encoder([copy])
+        return add_change(frame.copy(), marked - copy.astype(np.float32))
 
     def read(frame: np.ndarray) -> tuple[int, int]:
         (logits,) = decoder([small_copy(frame)])

@@ -8,8 +8,10 @@ is a plain scale. The embedder's output depends on the crop and the swapper's on
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -392,8 +394,11 @@ def watermark_wheel() -> Path:
     get, fetched once (without its dependencies: torch is never installed) into build/wheels and checked."""
     wheel = WHEELS / WATERMARK_WHEEL
     if not wheel.is_file():
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "invisible-watermark==0.2.0",
-                        "-d", str(WHEELS)], check=True)
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=WHEELS) as fetched:  # then renamed: the other test process may be here too
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "invisible-watermark==0.2.0",
+                            "-d", fetched], check=True)
+            os.replace(Path(fetched) / WATERMARK_WHEEL, wheel)
     if hashlib.sha256(wheel.read_bytes()).hexdigest() != WATERMARK_WHEEL_SHA256:
         raise AssertionError(f"{wheel} is not invisible-watermark 0.2.0's wheel; delete it to fetch it again")
     return wheel

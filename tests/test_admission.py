@@ -153,11 +153,11 @@ def test_a_client_gone_mid_upload_is_one_warning_line_not_a_500(guarded: Server)
     closed = 'swaparoony_requests_total{code="client_closed",route="/swap",status="499"}'
     before = metric(guarded, closed)
     connection = open_upload(guarded, length=len(UPLOAD) + 500, headers=f"Authorization: Bearer {API_TOKEN}\r\n")
-    connection.sendall(UPLOAD[:1000])
+    connection.sendall(UPLOAD[:1234])  # a count no other client in this module sends, so the line is this one's
     wait_for(lambda: held(guarded, "receiving") == 1, "the upload to be receiving")
     connection.close()
     wait_for(lambda: metric(guarded, closed) == before + 1, "the closed upload to be counted as 499")
-    lines = [line for line in guarded.log().splitlines() if "closed the connection after 1,000 bytes" in line]
+    lines = [line for line in guarded.log().splitlines() if "closed the connection after 1,234 bytes" in line]
     assert len(lines) == 1 and "WARNING" in lines[0], lines
     assert "Traceback" not in guarded.log()
     assert metric(guarded, 'swaparoony_requests_total{code="internal_error",route="/swap",status="500"}') == 0

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from ..provenance.watermark import Reading, add_change, reading, small_copy
+from ..provenance.watermark import SIDE, Reading, add_change, reading, small_copy
 from ..types import Frame
 from .family import BatchedModel, ModelFamily, OpenedModel, RunOptions
 from .onnx_loader import CPU, open_session
-from .specs import BATCH, FREE, ModelSpec, Normalisation, Source
+from .specs import BATCH, FREE, ModelSpec, Normalisation, Shape, Source
 
 if TYPE_CHECKING:  # model_calls imports the registry, which imports this module
     from .model_calls import ModelCalls
@@ -42,10 +42,11 @@ HALF_RANGE = 127.5
 """Pixels p go in as p / HALF_RANGE - 1, in [-1, 1], and come out the same way."""
 
 
-def _spec(key: str, role: str, size: int, sha256: str, inputs: tuple, outputs: tuple) -> ModelSpec:
+def _spec(key: str, role: str, size: int, sha256: str, inputs: tuple[Shape, ...], outputs: tuple[Shape, ...]) -> ModelSpec:
     return ModelSpec(key=key, role=role, relative_path=f"{key}.onnx", size=size, sha256=sha256,
                      sources=(Source(WHEEL, f"{key}.onnx"), Source(f"{REPOSITORY}/imwatermark/{key}.onnx")),
-                     input_size=256, normalisation=Normalisation(HALF_RANGE, HALF_RANGE), inputs=inputs, outputs=outputs, licence=LICENCE)
+                     input_size=SIDE, normalisation=Normalisation(HALF_RANGE, HALF_RANGE), inputs=inputs,
+                     outputs=outputs, licence=LICENCE)
 
 
 ENCODER = _spec("rivagan_encoder", ROLE, 657_164, "66bc7814fadac7d686105c8ab26c6cf2cc8e40deb83e67bb6ef5b9de9b8ece0d",
@@ -61,8 +62,8 @@ def _frames(images: Sequence[Frame]) -> np.ndarray:
 
 
 class WatermarkEncoder(BatchedModel[Frame, np.ndarray]):
-    """Marks small BGR copies with the service's payload: for each, the change the mark makes, in pixel units
-    (float32, the copy's shape), for the caller to scale up and add to the full picture."""
+    """Marks small BGR copies with the service's payload: each copy marked, as float32 pixels (unrounded, so the
+    caller's change, marked less copy, keeps the encoder's fine detail)."""
 
     def __init__(self, opened: OpenedModel, payload: Sequence[int]) -> None:
         super().__init__(opened)
@@ -71,16 +72,11 @@ class WatermarkEncoder(BatchedModel[Frame, np.ndarray]):
         self.payload = np.array(payload, np.float32)
 
     def inputs(self, copies: Sequence[Frame]) -> list[np.ndarray]:
-        frames = _frames(copies)
-        return [frames, np.broadcast_to(self.payload, (len(copies), PAYLOAD_BITS)).copy()]
+        return [_frames(copies), np.broadcast_to(self.payload, (len(copies), PAYLOAD_BITS)).copy()]
 
     def answers(self, outputs: list[np.ndarray], count: int) -> list[np.ndarray]:
         marked = (np.clip(outputs[0][:, :, 0], -1.0, 1.0) + 1.0) * np.float32(HALF_RANGE)
         return list(marked.transpose(0, 2, 3, 1))
-
-    def __call__(self, items: Sequence[Frame]) -> list[np.ndarray]:
-        """The change each copy's mark makes: the marked copy less the copy."""
-        return [marked - copy.astype(np.float32) for marked, copy in zip(super().__call__(items), items)]
 
 
 class WatermarkDecoder(BatchedModel[Frame, np.ndarray]):
@@ -106,13 +102,14 @@ READER_FAMILY = ModelFamily(READER_ROLE, {DECODER.key: DECODER}, None, _decoder)
 
 
 async def watermarked(frames: Sequence[Frame], models: ModelCalls) -> list[Frame]:
-    """The frames marked (in place where they are writable): their small copies through the encoder in one call,
-    every copy made and change added off the event loop."""
+    """The frames marked (in place where they are writable): their small copies through the encoder in one call, the
+    copies made and each change (marked copy less copy) added off the event loop."""
     if not frames:
         return []
     copies = await asyncio.to_thread(lambda: [small_copy(frame) for frame in frames])
-    changes = await models.run(ROLE, copies)
-    return await asyncio.to_thread(lambda: [add_change(frame, change) for frame, change in zip(frames, changes)])
+    marked = await models.run(ROLE, copies)
+    return await asyncio.to_thread(lambda: [add_change(frame, mark - copy.astype(np.float32))
+                                            for frame, mark, copy in zip(frames, marked, copies)])
 
 
 def read(picture: Path, models_dir: Path) -> Reading:

@@ -45,11 +45,11 @@ def small_copy(frame: Frame) -> Frame:
 
 
 def add_change(frame: Frame, change: np.ndarray) -> Frame:
-    """The frame with the encoder's change (float, SIDE x SIDE) scaled up to it and added, rounded and clipped;
-    written into the frame itself where it is writable (else a copy), band by band, and returned."""
+    """The frame with the encoder's change (float, SIDE x SIDE: its marked copy less the copy) scaled up to it and
+    added, rounded and clipped; written into the frame itself where it is writable (else a copy), band by band."""
     frame = frame if frame.flags.writeable else frame.copy()
     height, width = frame.shape[:2]
-    columns = ((np.arange(width, dtype=np.float32) + 0.5) * (change.shape[1] / width) - 0.5)
+    columns = (np.arange(width, dtype=np.float32) + 0.5) * (change.shape[1] / width) - 0.5
     for top in range(0, height, BAND_ROWS):
         rows = (np.arange(top, min(top + BAND_ROWS, height), dtype=np.float32) + 0.5) * (change.shape[0] / height) - 0.5
         map_x, map_y = np.meshgrid(columns, rows)
