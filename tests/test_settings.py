@@ -35,6 +35,7 @@ def test_values_are_parsed() -> None:
     ("SWAPAROONY_DETECTION_THRESHOLD", "1.5"), ("SWAPAROONY_JPEG_QUALITY", "101"),
     ("SWAPAROONY_CONTENT_CREDENTIALS", "maybe"), ("SWAPAROONY_VISIBLE_LABEL", "KI-generiert, völlig"),
     ("SWAPAROONY_VISIBLE_LABEL", "x" * 41), ("SWAPAROONY_SIGNING_KEY", ""), ("SWAPAROONY_GALLERY_POLL_S", "0.01"),
+    ("SWAPAROONY_WATERMARK", "faint"), ("SWAPAROONY_WATERMARK_OPERATOR", "256"), ("SWAPAROONY_WATERMARK_OPERATOR", "-1"),
 ])
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     env = {name: value} if name != "SWAPAROONY_SIGNING_KEY" else {"SWAPAROONY_SIGNING_CERT": "/run/tls.crt"}
@@ -55,6 +56,9 @@ def test_content_credentials_settings() -> None:
     assert chosen.state_dir == Path("/var/lib/swaparoony") and chosen.signing_key == Path("/run/tls.key")
     assert Settings.from_env({"SWAPAROONY_VISIBLE_LABEL": "Made with AI"}).visible_label == "Made with AI"
     assert Settings.from_env({"SWAPAROONY_STATE_DIR": "/data"}).state_dir == Path("/data")
+    assert default.watermark == "on" and default.watermark_operator == 0 and "watermark" not in default.model_choices
+    off = Settings.from_env({"SWAPAROONY_WATERMARK": "OFF", "SWAPAROONY_WATERMARK_OPERATOR": "255"})
+    assert off.model_choices["watermark"] is None and off.watermark_operator == 255
 
 
 @pytest.mark.parametrize(("files", "workers"), [
