@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from skimage import data as photos
 
 from swaparoony.imaging.face_geometry import ARCFACE_TEMPLATE
 from swaparoony.models.arcface import RECOGNIZER
@@ -429,8 +430,6 @@ def photo_portrait(photo_rgb: np.ndarray, size: tuple[int, int] = (1280, 1280),
 def photo_gallery(directory: Path) -> Path:
     """Two portraits made from scikit-image's real photos (astronaut.png, coffee.jpg), as a booth's gallery of
     photographs would be."""
-    from skimage import data as photos
-
     directory.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(directory / "astronaut.png"), photo_portrait(photos.astronaut()))
     cv2.imwrite(str(directory / "coffee.jpg"), photo_portrait(photos.coffee(), (1200, 800), ((608, 384),)),

@@ -15,16 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import c2pa
-import cv2
 import httpx
 import insightface
-import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as photos
 
 from conftest import REPO, Server, encode, start_server, stop_server, upload_image
 from generated_models import photo_gallery, real_watermark_files, write_models
+from test_front_door import readme_block
 from swaparoony.models import rivagan
 from swaparoony.provenance.watermark import SERVICE_MARK
 
@@ -98,17 +97,10 @@ def test_the_manifest_records_the_watermark(marking: Server) -> None:
     assert [s["code"] for s in store.get("validation_status", [])] == ["signingCredential.untrusted"]
 
 
-def readme_resave_block() -> str:
-    import re
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
-    (block,) = [found for found in blocks if "picture.save(" in found]
-    return block
-
-
 def test_a_picture_the_readme_client_saves_again_is_still_found(marking: Server, models_dir: Path, tmp_path: Path) -> None:
     upload = tmp_path / "selfie.jpg"
     upload.write_bytes(UPLOAD)
-    script = readme_resave_block().replace("http://localhost:3000", marking.url).replace(
+    script = readme_block("python", "picture.save(").replace("http://localhost:3000", marking.url).replace(
         "destinations/grace_hopper.jpg", str(upload))
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": ""})

@@ -26,7 +26,7 @@ SERVICE_MARK = tuple(int(bit) for byte in b"SWP" for bit in f"{byte:08b}")
 OPERATOR_BITS = 8
 FOUND_AT = 22
 """Service-mark bits that must be read right to say the mark is there: a random read gets 22 of 24 with odds of
-2 in 100,000; unmarked real photos measured got at most the figure in benchmarks/RESULTS.md."""
+2 in 100,000; no unmarked real photo measured read more than 18 (benchmarks/RESULTS.md)."""
 BAND_ROWS = 512
 """Rows of the full picture the scaled-up change is made for at a time, so a 40 MP portrait needs no 480 MB float
 copy of itself."""
