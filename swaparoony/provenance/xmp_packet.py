@@ -1,8 +1,10 @@
-"""An XMP packet stating the IPTC digital source type, written into JPEG, PNG and WebP files without re-encoding.
+"""An XMP packet stating the IPTC digital source type, written into JPEG, PNG, WebP, GIF and MP4 files without
+re-encoding.
 
 For readers that do not parse C2PA: IPTC's `Iptc4xmpExt:DigitalSourceType` is what photo libraries and
 social platforms look for. The packet goes in each format's standard place (JPEG APP1, PNG iTXt, WebP's
-`XMP ` chunk), which the C2PA signer later keeps as it is.
+`XMP ` chunk, GIF's `XMP DataXMP` application extension, MP4's XMP `uuid` box), which the C2PA signer later keeps
+as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from xml.sax.saxutils import escape
 JPEG_XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\x00"
 PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
 WEBP_XMP_FLAG = 0x04
+MP4_XMP_UUID = bytes.fromhex("BE7ACFCB97A942E89C71999491E3AFAC")
+GIF_XMP_TRAILER = bytes([1, *range(255, -1, -1), 0])
+"""XMP's "magic trailer" in GIF: raw packet bytes read as sub-blocks land in it and end the extension."""
 SOURCE_TYPE = re.compile(rb"<Iptc4xmpExt:DigitalSourceType>([^<]*)</Iptc4xmpExt:DigitalSourceType>")
 
 
@@ -35,7 +40,7 @@ def packet(digital_source_type: str, creator_tool: str) -> bytes:
 
 def with_xmp(data: bytes, media_type: str, xmp: bytes) -> bytes:
     """The file with the packet added; it must not carry one yet (the service's encoders write none)."""
-    insert = {"image/jpeg": _jpeg, "image/png": _png, "image/webp": _webp}[media_type]
+    insert = {"image/jpeg": _jpeg, "image/png": _png, "image/webp": _webp, "image/gif": _gif, "video/mp4": _mp4}[media_type]
     return insert(data, xmp)
 
 
@@ -65,10 +70,14 @@ def _png(data: bytes, xmp: bytes) -> bytes:
 
 
 def _webp(data: bytes, xmp: bytes) -> bytes:
-    """A simple (VP8/VP8L) file becomes an extended (VP8X) one with the XMP flag and an `XMP ` chunk at the end."""
+    """A simple (VP8/VP8L) file becomes an extended (VP8X) one with the XMP flag and an `XMP ` chunk at the end; an
+    extended one (an animation) gets the flag and the chunk."""
+    chunk = b"XMP " + struct.pack("<I", len(xmp)) + xmp + b"\x00" * (len(xmp) % 2)
+    if data[12:16] == b"VP8X":
+        body = data[8:20] + bytes([data[20] | WEBP_XMP_FLAG]) + data[21:] + chunk
+        return b"RIFF" + struct.pack("<I", len(body)) + body
     width, height = _webp_size(data)
     header = bytes([WEBP_XMP_FLAG, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-    chunk = b"XMP " + struct.pack("<I", len(xmp)) + xmp + b"\x00" * (len(xmp) % 2)
     body = b"WEBP" + b"VP8X" + struct.pack("<I", len(header)) + header + data[12:] + chunk
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
@@ -83,3 +92,13 @@ def _webp_size(data: bytes) -> tuple[int, int]:
         bits = int.from_bytes(data[21:25], "little")
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
     raise ValueError(f"not a simple WebP file (chunk {kind!r})")
+
+
+def _gif(data: bytes, xmp: bytes) -> bytes:
+    """An application extension right before the trailer byte (0x3B) that ends every GIF."""
+    return data[:-1] + b"\x21\xff\x0bXMP DataXMP" + xmp + GIF_XMP_TRAILER + data[-1:]
+
+
+def _mp4(data: bytes, xmp: bytes) -> bytes:
+    """A top-level `uuid` box with XMP's UUID, after the others (no offset inside the file moves)."""
+    return data + struct.pack(">I", 8 + 16 + len(xmp)) + b"uuid" + MP4_XMP_UUID + xmp
