@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from swaparoony.engine import SwapOptions, SwapOutcome
+from swaparoony.swap_plan import STILL
 from swaparoony.errors import BadRequest, FaceIdOutOfRange, NoFaceFound, SwaparoonyError, UndecodableImage, UnsupportedImageFormat
 from swaparoony.settings import Settings
 
@@ -102,7 +103,9 @@ def original_routes(engine: Engine) -> APIRouter:
     router = APIRouter(tags=TAGS)
 
     async def swapped(upload: bytes, source_face_id: int, destination_face_id: int) -> SwapOutcome:
-        return await (await engine()).swap(upload, SwapOptions(source_face_id, destination_face_id, None, "jpeg"))
+        # a clip as its first swapped frame: the original clients show every result as a JPEG
+        return await (await engine()).swap(upload, SwapOptions(source_face_id, destination_face_id, None, "jpeg",
+                                                               clip_format=STILL))
 
     async def readiness() -> tuple[bool, int]:
         try:

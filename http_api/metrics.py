@@ -31,6 +31,8 @@ class ServiceMetrics:
         self.faces = Histogram("swaparoony_faces_found", "Faces found per upload.", buckets=(0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 50))
         self.upload_bytes = Histogram("swaparoony_upload_bytes", "Size of each upload.",
                                       buckets=(50e3, 100e3, 250e3, 500e3, 1e6, 2.5e6, 5e6, 10e6, 20e6))
+        self.frames = Histogram("swaparoony_frames_swapped", "Frames of moving destinations (clips) swapped per request.",
+                                buckets=(1, 12, 24, 36, 60, 120, 240, 480, 1000))
         self.held = Gauge("swaparoony_requests_held", "Requests this worker holds, by state (active or queued).", ["state"],
                           multiprocess_mode="livesum")
         self.model_items = Counter("swaparoony_model_items_total", "Items each model ran (faces, canvases, tiles).",
@@ -48,6 +50,9 @@ class ServiceMetrics:
 
     def upload(self, size: int) -> None:
         self.upload_bytes.observe(size)
+
+    def frames_swapped(self, count: int) -> None:
+        self.frames.observe(count)
 
     def model_run(self, model: str, items: int, calls: int) -> None:
         self.model_items.labels(model).inc(items)

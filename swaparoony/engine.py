@@ -16,10 +16,12 @@ from . import __version__
 from .errors import ServiceNotReady
 from .gallery.bounds import GalleryBounds
 from .gallery.editor import GalleryEditor
-from .gallery.live import LiveGallery
+from .face_map import FacePair
+from .gallery.live import GalleryView, LiveGallery
 from .gallery.portraits import Destination, DestinationFace, Gallery
 from .gallery.prepared_output import Paste, PreparedOutput, prepare
 from .imaging.decode_queue import DecodeQueue
+from .imaging.clip_codec import CLIP_MEDIA_TYPES, ClipBounds, encode_clip
 from .imaging.decoder_pool import DecoderPool
 from .imaging.face_geometry import align_matrix, crop_face
 from .imaging.face_masks import MaskChoice
@@ -38,7 +40,8 @@ from .provenance.visible_label import labelled
 from .settings import Settings
 from .swap_chunks import CHUNK_SWAPS, chunked, joined, swaps
 from .swap_cost import SwapCost, refuse_past
-from .swap_plan import NO_USABLE_DESTINATION, Planned, Skipped, SwapOptions, pick_sources, plan, sources_used
+from .progress import Progress
+from .swap_plan import NO_USABLE_DESTINATION, STILL, Planned, Skipped, SwapOptions, pick_sources, plan, sources_used
 from .telemetry import NoTelemetry, Telemetry, timed
 from .types import DecodedImage, Enhancement, Face, FaceSwapRequest, FaceSwapResult, Frame
 from .work_budget import WorkBudget
@@ -49,8 +52,11 @@ UPLOAD_LONG_SIDE = 1920
 Faces are found on a 640-pixel canvas and embedded from a 112-pixel crop, so a face a tenth of the
 photo wide still has 190 pixels here; a 12 MP phone JPEG decodes at half size, about 3x faster."""
 SWAPPED = "A face from an uploaded photo swapped into this portrait by an AI face-swap model (inswapper)."
+SWAPPED_CLIP = "A face from an uploaded photo swapped into every frame of this clip by an AI face-swap model (inswapper)."
 SHEET = "Faces from an uploaded photo swapped into portraits by an AI face-swap model (inswapper), as a contact sheet."
 FACES = "A photo with the faces an AI face detector found boxed and numbered."
+Target = tuple[int, int, "FacePair", DestinationFace]
+"""(planned destination, frame, (upload face, destination face), the destination face in that frame)."""
 __all__ = ["NO_USABLE_DESTINATION", "EncodedPicture", "PlacedFace", "Skipped", "SwapEngine", "SwapOptions",
            "SwapOutcome", "SwappedImage"]
 
@@ -75,7 +81,7 @@ class EncodedPicture:
 
 @dataclass(frozen=True)
 class SwappedImage:
-    """One encoded result."""
+    """One encoded result: a picture, or a clip (frames > 1 and its length in seconds)."""
 
     destination_name: str
     data: bytes
@@ -83,6 +89,8 @@ class SwappedImage:
     width: int
     height: int
     faces: tuple[PlacedFace, ...] = ()
+    frames: int = 1
+    duration_s: float | None = None
 
     @property
     def identity_similarity(self) -> float | None:
@@ -92,16 +100,27 @@ class SwappedImage:
     def described(self) -> dict[str, Any]:
         """What /swap and the ZIP's results.json say about it besides its name and bytes."""
         return {"media_type": self.media_type, "width": self.width, "height": self.height,
-                "identity_similarity": self.identity_similarity, "faces": [dataclasses.asdict(f) for f in self.faces]}
+                "identity_similarity": self.identity_similarity, "faces": [dataclasses.asdict(f) for f in self.faces],
+                "frames": self.frames, "duration_s": self.duration_s}
 
 
 @dataclass(frozen=True)
 class Swapped:
-    """One planned destination after the model call: its faces ready to paste, and what each one is."""
+    """One planned destination after the model call: its faces ready to paste by frame, and what each one is."""
 
     destination: Destination
-    pastes: list[Paste]
+    pastes: dict[int, list[Paste]]
+    """Frame -> the faces pasted into it: a portrait's frame 0; a clip's every frame a face is in, or, for its
+    still, the first of them."""
     faces: tuple[PlacedFace, ...]
+    moving: bool = False
+    """A clip swapped in every frame, not its still."""
+
+    @property
+    def still(self) -> tuple[int, list[Paste]]:
+        """The one frame of a picture (a portrait, or a clip's still), and its pastes."""
+        ((frame, pastes),) = self.pastes.items()
+        return frame, pastes
 
 
 @dataclass(frozen=True)
@@ -129,7 +148,9 @@ class SwapEngine:
         self.marker = marker or Unmarked()
         self.live = LiveGallery(settings.destinations_dir, models, lambda data: self.decode(data, self.destination_limits),
                                 settings.max_upload_bytes, self._prepare,
-                                GalleryBounds(settings.max_destinations, settings.max_gallery_pixels), loaded or {})
+                                GalleryBounds(settings.max_destinations, settings.max_gallery_pixels,
+                                              ClipBounds(settings.max_clip_frames, settings.max_clip_seconds,
+                                                         settings.max_clip_frame_pixels)), loaded or {})
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = DecodeQueue(settings.decode_processes)  # waiters queue here, in turn by client, not in threads
@@ -181,32 +202,38 @@ class SwapEngine:
         faces = await self._detect(frame)
         overview = await asyncio.to_thread(numbered_faces, frame, faces)
         (data,) = await self._encoded([overview], output_format)
-        (marked,) = await self._marked([(data, Provenance(FACES))], MEDIA_TYPES[output_format])
+        (marked,) = await self._marked([(data, MEDIA_TYPES[output_format], Provenance(FACES))])
         return EncodedPicture(marked, MEDIA_TYPES[output_format]), len(faces)
 
-    async def swap(self, upload: bytes, options: SwapOptions) -> SwapOutcome:
-        """Swap the chosen upload face(s) into the chosen face(s) of each selected destination."""
+    async def swap(self, upload: bytes, options: SwapOptions, progress: Progress | None = None) -> SwapOutcome:
+        """Swap the chosen upload face(s) into the chosen face(s) of each selected destination: a clip comes back as
+        a clip in options.clip_format (or its first swapped frame as a picture, with clip_format=still)."""
+        progress = progress or Progress()
         view = self.live.view  # read once: a reload during this request does not mix two galleries
-        faces, results, skipped = await self._swapped(view.gallery, upload, options)
-        placed = [(view.outputs[r.destination.name], r.pastes) for r in results]
-        if options.output_format == "jpeg":
-            encoded = await self._spliced_jpegs(placed)
-        else:
-            encoded = await self._encoded(await self._composed(placed), options.output_format)
-        media_type = MEDIA_TYPES[options.output_format]
-        marked = await self._marked([(data, Provenance(SWAPPED, view.outputs[r.destination.name].parent,
-                                                       self.watermarking))
-                                     for r, data in zip(results, encoded)], media_type)
-        swapped = [SwappedImage(r.destination.name, data, media_type, *r.destination.size, r.faces)
-                   for r, data in zip(results, marked)]
-        return SwapOutcome(faces, swapped, skipped)
+        faces, results, skipped = await self._swapped(view.gallery, upload, options, progress)
+        progress.encoding()
+        pictures = [r for r in results if not r.moving]
+        made = dict(zip([r.destination.name for r in pictures], await self._pictures(view, pictures, options)))
+        clips = [r for r in results if r.moving]
+        made |= dict(zip([r.destination.name for r in clips],
+                         await asyncio.gather(*(self._clip(r, options) for r in clips))))
+        made = {name: dataclasses.replace(image, faces=r.faces) for r in results
+                for name, image in [(r.destination.name, made[r.destination.name])]}
+        marked = await self._marked([(made[r.destination.name].data, made[r.destination.name].media_type,
+                                      Provenance(SWAPPED_CLIP if r.moving else SWAPPED,
+                                                 view.outputs[r.destination.name].parent, self.watermarking))
+                                     for r in results])
+        return SwapOutcome(faces, [dataclasses.replace(made[r.destination.name], data=data)
+                                   for r, data in zip(results, marked)], skipped)
 
-    async def swap_sheet(self, upload: bytes, options: SwapOptions) -> tuple[EncodedPicture, float | None]:
-        """The swap into every selected destination as one contact sheet, skipped destinations as grey tiles, and
-        the lowest identity similarity on it."""
+    async def swap_sheet(self, upload: bytes, options: SwapOptions,
+                         progress: Progress | None = None) -> tuple[EncodedPicture, float | None]:
+        """The swap into every selected destination as one contact sheet (a clip as its first swapped frame),
+        skipped destinations as grey tiles, and the lowest identity similarity on it."""
         view = self.live.view
-        _, results, skipped = await self._swapped(view.gallery, upload, options)
-        frames = await self._composed([(view.outputs[r.destination.name], r.pastes) for r in results], label=False)
+        still = dataclasses.replace(options, clip_format=STILL)
+        _, results, skipped = await self._swapped(view.gallery, upload, still, progress or Progress())
+        frames = await self._composed(view, results, label=False)
         tiles: dict[str, Frame | str] = {r.destination.name: frame for r, frame in zip(results, frames)}
         tiles |= {s.destination_name: s.reason for s in skipped}
         ordered = [(name, tiles[name]) for name in view.gallery.destinations if name in tiles]
@@ -218,16 +245,17 @@ class SwapEngine:
                 (sheet,) = await rivagan.watermarked([sheet], self.models)
         (data,) = await self._encoded([sheet], options.output_format)
         media_type = MEDIA_TYPES[options.output_format]
-        (marked,) = await self._marked([(data, Provenance(SHEET, watermarked=self.watermarking))], media_type)
+        (marked,) = await self._marked([(data, media_type, Provenance(SHEET, watermarked=self.watermarking))])
         lowest = min((face.identity_similarity for r in results for face in r.faces), default=None)
         return EncodedPicture(marked, media_type), lowest
 
-    async def _swapped(self, gallery: Gallery, upload: bytes,
-                       options: SwapOptions) -> tuple[int, list[Swapped], list[Skipped]]:
+    async def _swapped(self, gallery: Gallery, upload: bytes, options: SwapOptions,
+                       progress: Progress) -> tuple[int, list[Swapped], list[Skipped]]:
         """Faces found in the upload, each planned destination with its swapped faces, and the skipped ones."""
         self.offered.check(options)
         planned, skipped = plan(gallery, options)
-        refuse_past(SwapCost.of(planned, options.pixel_boost), options, self.settings.max_swaps_per_request)
+        moving = options.clip_format != STILL
+        refuse_past(SwapCost.of(planned, options.pixel_boost, moving), options, self.settings.max_swaps_per_request)
         frame = (await self._decode_upload(upload)).frame
         faces = await self._detect(frame)
         wanted = sources_used(planned)
@@ -235,17 +263,27 @@ class SwapEngine:
                    for face in pick_sources(faces, options, wanted)]
         del frame
         size = options.pixel_boost
-        pairs = [(item, item.destination.faces[pair[1] - 1], pair) for item in planned for pair in item.pairs]
-        request = FaceSwapRequest(sources, [face.at(size).crop for _, face, _ in pairs],
-                                  [wanted.index(pair[0]) for _, _, pair in pairs], options.color_match,
-                                  _enhancement(options, [face for _, face, _ in pairs]))
+        targets = sorted(((n, at, pair, face) for n, item in enumerate(planned) for pair, at, face in _targets(item, moving)),
+                         key=lambda target: target[:2])  # destination by destination, frame by frame: for progress
+        request = FaceSwapRequest(sources, [face.at(size).crop for *_, face in targets],
+                                  [wanted.index(pair[0]) for _, _, pair, _ in targets], options.color_match,
+                                  _enhancement(options, [face for *_, face in targets]))
+        ends = {(n, at): end for end, (n, at, _, _) in enumerate(targets, 1)}
+        progress.planned(list(ends.values()))
         with timed(self.telemetry, "swap"):  # embeddings and swaps in the same call: the latents never come back
-            result = await self._swapped_in_chunks(request)
-        done = iter(zip(result.crops, result.similarity))
-        return len(faces), [_placed(item, size, done, self.offered.mask_choice(options, item.destination.info))
-                            for item in planned], skipped
+            result = await self._swapped_in_chunks(request, progress)
+        done: list[list[tuple[Target, Frame, float]]] = [[] for _ in planned]
+        for target, crop, similarity in zip(targets, result.crops, result.similarity):
+            done[target[0]].append((target, crop, float(similarity)))
+        swapped = [_placed(item, size, answers, moving and item.destination.clip is not None,
+                           self.offered.mask_choice(options, item.destination.info))
+                   for item, answers in zip(planned, done)]
+        clip_frames = sum(len(r.pastes) for r in swapped if r.moving)
+        if clip_frames:
+            self.telemetry.frames_swapped(clip_frames)
+        return len(faces), swapped, skipped
 
-    async def _swapped_in_chunks(self, request: FaceSwapRequest) -> FaceSwapResult:
+    async def _swapped_in_chunks(self, request: FaceSwapRequest, progress: Progress) -> FaceSwapResult:
         """The request's swaps, one chunk after another, each holding its share of the worker's budget while the
         model service has it; once the task is cancelled (504) no further chunk is sent."""
         results = []
@@ -253,7 +291,35 @@ class SwapEngine:
             async with self.work.share(swaps(chunk)):
                 (result,) = await self.models.swap_faces([chunk])
             results.append(result)
+            progress.swapped(sum(len(r.crops) for r in results))
         return joined(results)
+
+    async def _pictures(self, view: GalleryView, results: list[Swapped], options: SwapOptions) -> list[SwappedImage]:
+        """Each result as one picture: a portrait's JPEG spliced into its prepared one, anything else composed and
+        encoded whole."""
+        media_type = MEDIA_TYPES[options.output_format]
+        if options.output_format == "jpeg" and all(r.destination.clip is None for r in results):
+            encoded = await self._spliced_jpegs([(view.outputs[r.destination.name], r.still[1]) for r in results])
+        else:
+            encoded = await self._encoded(await self._composed(view, results), options.output_format)
+        return [SwappedImage(r.destination.name, data, media_type, *r.destination.size)
+                for r, data in zip(results, encoded)]
+
+    async def _clip(self, result: Swapped, options: SwapOptions) -> SwappedImage:
+        """A clip swapped in every frame, encoded with its timing (and sound, in MP4)."""
+        clip, clip_format = result.destination.clip, options.clip_format
+        if clip is None or clip_format == "still":
+            raise ValueError("only a moving clip is encoded as one")
+        with timed(self.telemetry, "paste"):
+            frames = await asyncio.to_thread(clip.pasted, result.pastes, self.settings.visible_label)
+        with timed(self.telemetry, "encode"):
+            data = await asyncio.to_thread(encode_clip, frames, clip.timing, clip_format,
+                                           self.settings.jpeg_quality, result.destination.file if clip.audio else None)
+        width, height = result.destination.size
+        if clip_format == "mp4":  # H.264 in 4:2:0 takes even sizes
+            width, height = width + width % 2, height + height % 2
+        return SwappedImage(result.destination.name, data, CLIP_MEDIA_TYPES[clip_format], width, height,
+                            frames=len(frames), duration_s=round(clip.timing.seconds, 3))
 
     async def _measure_portrait(self, portrait: bytes) -> tuple[int, int]:
         """Faces and pixels of a portrait an operator is adding, decoded as a destination is."""
@@ -300,10 +366,17 @@ class SwapEngine:
     def _encode_full(self, output: PreparedOutput, pastes: list[Paste]) -> bytes:
         return encode_banded(output.full(pastes), self.settings.jpeg_quality)
 
-    async def _composed(self, placed: list[tuple[PreparedOutput, list[Paste]]], label: bool = True) -> list[Frame]:
-        """Whole result frames, labelled where the label is on and asked for (a contact sheet labels itself)."""
+    async def _composed(self, view: GalleryView, results: list[Swapped], label: bool = True) -> list[Frame]:
+        """Each result as one whole frame, labelled where the label is on and asked for (a contact sheet labels
+        itself): a portrait from its prepared output, a clip's still from its frame."""
+        def compose(result: Swapped) -> Frame:
+            at, pastes = result.still
+            if result.destination.clip is None:
+                return view.outputs[result.destination.name].full(pastes, label)
+            return result.destination.clip.frame(at, pastes, self.settings.visible_label if label else None)
+
         with timed(self.telemetry, "paste"):
-            return list(await asyncio.gather(*(asyncio.to_thread(output.full, pastes, label) for output, pastes in placed)))
+            return list(await asyncio.gather(*(asyncio.to_thread(compose, result) for result in results)))
 
     async def _encoded(self, frames: list[Frame], output_format: OutputFormat) -> list[bytes]:
         with timed(self.telemetry, "encode"):
@@ -311,11 +384,12 @@ class SwapEngine:
                 asyncio.to_thread(encode_image, frame, output_format, self.settings.jpeg_quality) for frame in frames
             )))
 
-    async def _marked(self, pictures: list[tuple[bytes, Provenance]], media_type: str) -> list[bytes]:
-        """Each picture with its content credentials, in parallel threads."""
+    async def _marked(self, pictures: list[tuple[bytes, str, Provenance]]) -> list[bytes]:
+        """Each picture (or clip) with its content credentials, in parallel threads."""
         with timed(self.telemetry, "mark"):
             return list(await asyncio.gather(*(
-                asyncio.to_thread(self.marker.mark, data, media_type, provenance) for data, provenance in pictures
+                asyncio.to_thread(self.marker.mark, data, media_type, provenance)
+                for data, media_type, provenance in pictures
             )))
 
 
@@ -330,12 +404,31 @@ def _enhancement(options: SwapOptions, faces: list[DestinationFace]) -> Enhancem
                        [view.face for view in views], [view.from_crop[options.pixel_boost] for view in views])
 
 
-def _placed(item: Planned, size: int, done: Iterator[tuple[Frame, float]], masks: MaskChoice) -> Swapped:
-    """A planned destination's share of the model's answers, in the order the pairs were sent, pasted through its
-    masks."""
-    pastes, faces = [], []
-    for source, destination in item.pairs:
-        crop, similarity = next(done)
-        pastes.append((crop, item.destination.faces[destination - 1].at(size, masks).region))
-        faces.append(PlacedFace(source, destination, round(float(similarity), 4)))
-    return Swapped(item.destination, pastes, tuple(faces))
+def _targets(item: Planned, moving: bool) -> Iterator[tuple[FacePair, int, DestinationFace]]:
+    """(pair, frame, the destination face in it) for each face the item swaps: a portrait's in frame 0; a clip's in
+    every frame it is in where the clip moves, else in the clip's still (the first frame any of its faces is in)."""
+    clip = item.destination.clip
+    if clip is None:
+        for pair in item.pairs:
+            yield pair, 0, item.destination.faces[pair[1] - 1]
+        return
+    still = None if moving else clip.first_frame_with(face for _, face in item.pairs)
+    for pair in item.pairs:
+        for at in clip.frames_with(pair[1]) if still is None else [still]:
+            face = clip.faces[pair[1] - 1][at]
+            if face is not None:
+                yield pair, at, face
+
+
+def _placed(item: Planned, size: int, done: list[tuple[Target, Frame, float]], moving: bool,
+            masks: MaskChoice) -> Swapped:
+    """A planned destination's share of the model's answers, pasted through its masks, by frame; each face's
+    similarity is its mean over the frames it was swapped in."""
+    pastes: dict[int, list[Paste]] = {}
+    similarities: dict[FacePair, list[float]] = {}
+    for (_, at, pair, face), crop, similarity in done:
+        pastes.setdefault(at, []).append((crop, face.at(size, masks).region))
+        similarities.setdefault(pair, []).append(float(similarity))
+    faces = tuple(PlacedFace(source, destination, round(sum(values) / len(values), 4))
+                  for (source, destination), values in similarities.items())
+    return Swapped(item.destination, pastes, faces, moving)

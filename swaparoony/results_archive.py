@@ -8,10 +8,12 @@ import zipfile
 from pathlib import PurePosixPath
 
 from .engine import SwapOutcome
+from .imaging.clip_codec import FILE_SUFFIXES as CLIP_FILE_SUFFIXES
 from .imaging.vision import MEDIA_TYPES, SUFFIXES
 
-FILE_SUFFIXES = {MEDIA_TYPES[output_format]: suffixes[0] for output_format, suffixes in SUFFIXES.items()}
-"""The suffix each picture's file is named with, by its media type."""
+FILE_SUFFIXES = {MEDIA_TYPES[output_format]: suffixes[0] for output_format, suffixes in SUFFIXES.items()} \
+    | CLIP_FILE_SUFFIXES
+"""The suffix each picture's (or clip's) file is named with, by its media type."""
 INDEX = "results.json"
 
 

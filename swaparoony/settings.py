@@ -80,7 +80,19 @@ class Settings:
     max_destinations: int = 100
     """Portraits the gallery holds; past it an operator's PUT is refused (409) and the loader skips the rest."""
     max_gallery_pixels: int = 300_000_000
-    """Decoded pixels of all portraits together (3 bytes each in memory, with their crops and prepared JPEGs on top)."""
+    """Decoded pixels of all portraits together (3 bytes each in memory, with their crops and prepared JPEGs on top);
+    every frame of a clip counts."""
+    max_clip_frames: int = 120
+    """Frames one gallery clip (GIF, animated WebP, MP4, WebM) may have; a longer one is skipped with the reason."""
+    max_clip_seconds: float = 10.0
+    max_clip_frame_pixels: int = 1280 * 720
+    """Pixels of one clip frame: each frame stays decoded, with its faces' crops at every pixel-boost size."""
+    task_result_s: float = 600.0
+    """How long a finished task's result is kept (in memory, never on disk) for GET .../get; then it is gone."""
+    task_deadline_s: float = 600.0
+    """A task still running this long after it started is cancelled and failed with the reason."""
+    max_tasks: int = 32
+    """Tasks one API worker holds, running or with answers not yet dropped; past it a submit answers 429."""
     cors_origins: tuple[str, ...] = ()
     api_token: str | None = None
     admin_token: str | None = None
@@ -172,6 +184,12 @@ class Settings:
             max_active_swaps=_bounded_int(env, "SWAPAROONY_MAX_ACTIVE_SWAPS", defaults.max_active_swaps, 1, 1 << 24),
             max_destinations=_bounded_int(env, "SWAPAROONY_MAX_DESTINATIONS", defaults.max_destinations, 1, 100_000),
             max_gallery_pixels=_positive_int(env, "SWAPAROONY_MAX_GALLERY_PIXELS", defaults.max_gallery_pixels),
+            max_clip_frames=_bounded_int(env, "SWAPAROONY_MAX_CLIP_FRAMES", defaults.max_clip_frames, 1, 100_000),
+            max_clip_seconds=_bounded_float(env, "SWAPAROONY_MAX_CLIP_SECONDS", defaults.max_clip_seconds, 0.1, 3600.0),
+            max_clip_frame_pixels=_positive_int(env, "SWAPAROONY_MAX_CLIP_FRAME_PIXELS", defaults.max_clip_frame_pixels),
+            task_result_s=_bounded_float(env, "SWAPAROONY_TASK_RESULT_S", defaults.task_result_s, 1.0, 86_400.0),
+            task_deadline_s=_bounded_float(env, "SWAPAROONY_TASK_DEADLINE_S", defaults.task_deadline_s, 1.0, 86_400.0),
+            max_tasks=_bounded_int(env, "SWAPAROONY_MAX_TASKS", defaults.max_tasks, 1, 100_000),
             cors_origins=_names(env, "SWAPAROONY_CORS_ORIGINS"),
             api_token=env.get("SWAPAROONY_API_TOKEN") or None,
             admin_token=_secret(env, "SWAPAROONY_ADMIN_TOKEN", env.get("SWAPAROONY_API_TOKEN")),

@@ -32,9 +32,9 @@ class SwapCost:
     pixel_boost: int
 
     @classmethod
-    def of(cls, planned: list[Planned], pixel_boost: int) -> SwapCost:
-        """A plan's cost at its crop size."""
-        return cls(sum(len(item.pairs) for item in planned), len(planned), pixel_boost)
+    def of(cls, planned: list[Planned], pixel_boost: int, clips_move: bool = True) -> SwapCost:
+        """A plan's cost at its crop size; where clips move, a clip's face counts once in every frame it is in."""
+        return cls(sum(_faces(item, clips_move) for item in planned), len(planned), pixel_boost)
 
     @property
     def tiles(self) -> int:
@@ -66,6 +66,13 @@ def refuse_past(cost: SwapCost, options: SwapOptions, limit: int) -> None:
         lower.append("a destination_face_id instead of 0 (which means every face of each destination)")
     raise TooManySwaps(f"This request asks for {cost.described()}; the limit is {limit:,} per request. "
                        f"Ask for {_either(lower)}.")
+
+
+def _faces(item: Planned, clips_move: bool) -> int:
+    clip = item.destination.clip
+    if clip is None or not clips_move:
+        return len(item.pairs)
+    return sum(len(clip.frames_with(face)) for _, face in item.pairs)
 
 
 def _counted(number: int, noun: str) -> str:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from .errors import FaceIdOutOfRange, GalleryUnavailable, NoFaceFound
 from .face_map import FacePair, describe
 from .gallery.portraits import Destination, Gallery
+from .imaging.clip_codec import ClipFormat
 from .imaging.vision import OutputFormat
 from .types import Face
 
+STILL: Literal["still"] = "still"
+"""clip_format=still: a clip destination comes back as one picture, its first swapped frame, in output_format."""
 EVERY_FACE = 0
 """destination_face_id=0: the chosen upload face goes into every face of each destination."""
 NO_USABLE_DESTINATION = (
@@ -42,6 +46,8 @@ class SwapOptions:
     """Mask types (box, occlusion, region) to paste through; None: each portrait's default (gallery.json), else box."""
     mask_regions: tuple[str, ...] | None = None
     """The face parser's regions the region mask keeps; None: every region."""
+    clip_format: ClipFormat | Literal["still"] = "mp4"
+    """What a clip destination comes back as: a clip (mp4, webp, gif) or STILL."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ class Telemetry(Protocol):
 
     def upload(self, size: int) -> None: ...
 
+    def frames_swapped(self, count: int) -> None:
+        """Frames of clips swapped in one request (not reported for a request with no moving destination)."""
+
 
 class NoTelemetry:
     """Listens to nothing (the CLI, tests and benchmarks)."""
@@ -30,6 +33,9 @@ class NoTelemetry:
         pass
 
     def upload(self, size: int) -> None:
+        pass
+
+    def frames_swapped(self, count: int) -> None:
         pass
 
 

@@ -8,6 +8,7 @@ is a plain scale. The embedder's output depends on the crop and the swapper's on
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -15,9 +16,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import onnx
+from PIL import Image
 from onnx import TensorProto, helper, numpy_helper
 from skimage import data as photos
 
@@ -435,3 +438,42 @@ def photo_gallery(directory: Path) -> Path:
     cv2.imwrite(str(directory / "coffee.jpg"), photo_portrait(photos.coffee(), (1200, 800), ((608, 384),)),
                 [cv2.IMWRITE_JPEG_QUALITY, 95])
     return directory
+
+
+def moving_face_frames(count: int, size: tuple[int, int] = (640, 352), start: tuple[int, int] = (96, 160),
+                       step: tuple[int, int] = (32, 0), absent: tuple[int, ...] = (), scale: float = 1.0) -> list[np.ndarray]:
+    """A clip's frames: draw_faces' scene with one face moving `step` pixels a frame, and no face in the `absent` frames."""
+    return [draw_faces(size, [] if i in absent else [(start[0] + step[0] * i, start[1] + step[1] * i)], scale=scale)
+            for i in range(count)]
+
+
+def gif_clip(frames: list[np.ndarray], durations_ms: list[int]) -> bytes:
+    """The frames as an animated GIF with these frame times (GIF keeps hundredths of a second)."""
+    pictures = [Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)) for frame in frames]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, "GIF", save_all=True, append_images=pictures[1:], duration=durations_ms, loop=0)
+    return buffer.getvalue()
+
+
+def mp4_clip(frames: list[np.ndarray], fps: int = 12, sound: bool = True) -> bytes:
+    """The frames as an H.264 MP4 at `fps`, with a 440 Hz AAC tone as long as the clip where asked."""
+    height, width = frames[0].shape[:2]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as output:
+        video = output.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = output.add_stream("aac", rate=44100) if sound else None
+        for i, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="bgr24")
+            picture.pts = i
+            output.mux(video.encode(picture))
+        output.mux(video.encode(None))
+        if audio is not None:
+            samples = int(44100 * len(frames) / fps)
+            for start in range(0, samples, 1024):
+                tone = (0.3 * np.sin(np.arange(start, start + 1024) * 2 * np.pi * 440 / 44100)).astype(np.float32)
+                chunk = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 44100, start
+                output.mux(audio.encode(chunk))
+            output.mux(audio.encode(None))
+    return buffer.getvalue()

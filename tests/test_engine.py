@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from conftest import UPLOAD_CENTERS, decode, encode, upload_image
+from generated_models import moving_face_frames, mp4_clip
 from swaparoony.engine import SwapEngine, SwapOptions
 from swaparoony.errors import FaceIdOutOfRange, NoFaceFound, TooManySwaps, UnknownDestination
 from swaparoony.models.loaded_models import LoadedModels
 from swaparoony.models.model_calls import LocalModelCalls
+from swaparoony.progress import Progress
 from swaparoony.settings import Settings
 from swaparoony.swap_chunks import swaps
 from swaparoony.types import FaceSwapRequest, FaceSwapResult
@@ -115,3 +117,32 @@ def test_a_big_request_goes_in_chunks_and_gives_the_same_pictures(budgeted: tupl
     (whole,) = asyncio.run(engine.swap(upload, options)).swapped  # the default budget: one call
     assert np.array_equal(decode(chunked.data), decode(whole.data))
     assert chunked.faces == whole.faces and chunking.work._free == chunking.work.capacity  # nothing left held
+
+
+class ProgressSeen(LocalModelCalls):
+    """The real in-process models, noting how far the request's progress says it is at each swap call."""
+
+    def __init__(self, loaded: LoadedModels, progress: Progress) -> None:
+        super().__init__(loaded)
+        self.progress = progress
+        self.seen: list[int] = []
+
+    async def swap_faces(self, requests: list[FaceSwapRequest]) -> list[FaceSwapResult]:
+        self.seen.append(self.progress.done)
+        return await super().swap_faces(requests)
+
+
+def test_a_clips_progress_moves_on_with_each_chunk(loaded: LoadedModels, models_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "steady.mp4").write_bytes(mp4_clip(moving_face_frames(36, start=(320, 160), step=(0, 0)), sound=False))
+    progress = Progress()
+    models = ProgressSeen(loaded, progress)
+    settings = Settings(models_dir=models_dir, destinations_dir=tmp_path / "clips", state_dir=tmp_path, max_active_swaps=12)
+    clips = asyncio.run(SwapEngine.start(models, settings))
+    try:
+        (clip,) = asyncio.run(clips.swap(encode(upload_image()), SwapOptions(), progress)).swapped
+    finally:
+        clips.close()
+    assert (clip.media_type, clip.frames) == ("video/mp4", 36)
+    assert models.seen == [0, 12, 24]  # frames done when each chunk of 12 went out
+    assert progress.described() == {"frames_done": 36, "frames_total": 36, "stage": "encoding"}

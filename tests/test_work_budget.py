@@ -48,7 +48,7 @@ def waiting(budget: WorkBudget) -> int:
 
 def planned(*faces: int) -> list[Planned]:
     """A plan of destinations taking this many faces each (the count reads only the pairs)."""
-    return [Planned(SimpleNamespace(), tuple((1, face) for face in range(1, count + 1)))  # type: ignore[arg-type]
+    return [Planned(SimpleNamespace(clip=None), tuple((1, face) for face in range(1, count + 1)))  # type: ignore[arg-type]
             for count in faces]
 
 

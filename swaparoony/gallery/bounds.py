@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 
 from ..errors import GalleryFull
+from ..imaging.clip_codec import ClipBounds
 
 SKIPPED = "skipped: "
 """How a reason given for a file past a bound begins: such a file is read again whenever the gallery changes."""
@@ -22,6 +23,8 @@ class GalleryBounds:
 
     max_destinations: int = sys.maxsize
     max_pixels: int = sys.maxsize
+    """Every frame counts: a clip holds all of its frames."""
+    clip: ClipBounds = ClipBounds()
 
     def count_reason(self) -> str:
         return (f"{SKIPPED}the gallery holds at most {self.max_destinations:,} portraits "

@@ -16,9 +16,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ..errors import BadRequest, GalleryNotWritable, NoFaceFound, UnknownDestination, UnsupportedImageFormat, UploadTooLarge
-from .bounds import pixels_of
 from .live import LiveGallery
-from .portraits import IMAGE_SUFFIXES, Destination
+from .portraits import PORTRAIT_SUFFIXES, Destination
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,99}")
 """A plain file name: no directories, no leading dot (hidden and temporary files are never portraits)."""
@@ -54,7 +53,7 @@ class GalleryEditor:
     def _check_room(self, name: str, pixels: int) -> None:
         """Refuse a portrait the gallery's bounds have no room for; a replacement frees its predecessor's pixels."""
         others = [d for d in self.live.view.gallery.destinations.values() if d.name != name and d.frame.size]
-        self.live.bounds.check_put(len(others) + 1, sum(pixels_of(d.frame.shape) for d in others) + pixels)
+        self.live.bounds.check_put(len(others) + 1, sum(d.pixels for d in others) + pixels)
 
     async def remove(self, name: str) -> None:
         """Delete a portrait's file and drop it from the gallery."""
@@ -73,8 +72,8 @@ def checked_name(name: str) -> str:
     if not NAME.fullmatch(name) or ".." in name:
         raise BadRequest(f"{name[:120]!r} is not a usable file name: letters, digits, spaces and ._()+- only, up to 100 "
                          "characters, starting with a letter or digit, no folders.")
-    if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-        raise UnsupportedImageFormat(f"{name!r} must end in one of {', '.join(IMAGE_SUFFIXES)}: destinations are JPEG, "
+    if Path(name).suffix.lower() not in PORTRAIT_SUFFIXES:
+        raise UnsupportedImageFormat(f"{name!r} must end in one of {', '.join(PORTRAIT_SUFFIXES)}: destinations are JPEG, "
                                      "PNG or WebP.")
     return name
 

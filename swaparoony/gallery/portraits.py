@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import GalleryUnavailable, SwaparoonyError, UnknownDestination
+from ..imaging.clip_codec import CLIP_SUFFIXES, ClipBounds, ClipRefused, DecodedClip, decode_clip, moves
 from ..imaging.face_geometry import PasteRegion, align_matrix, crop_face, crop_mask, estimate_similarity, paste_region
 from ..imaging.face_masks import BOX, MASK_SIZE, FaceMasks, MaskChoice
 from ..imaging.vision import MEDIA_TYPES as FORMAT_MEDIA_TYPES, SUFFIXES
@@ -24,20 +25,29 @@ from ..models.pixel_boost import BOOST_SIZES
 from ..models.scrfd import ROLE as DETECTOR, faces_from_detections, letterbox
 from ..types import AffineMatrix, DecodedImage, Face, Frame
 from .bounds import GalleryBounds, pixels_of
+from .clips import Clip
+from .face_tracks import face_tracks
 from .index import INDEX_NAME, NOT_SAID, DestinationInfo, GalleryIndex
 
 logger = logging.getLogger(__name__)
 
-MEDIA_TYPES = {suffix: FORMAT_MEDIA_TYPES[name] for name, suffixes in SUFFIXES.items() for suffix in suffixes}
-"""A portrait file's media type by its suffix, from imaging/vision.py's one table."""
+MEDIA_TYPES = {suffix: FORMAT_MEDIA_TYPES[name] for name, suffixes in SUFFIXES.items() for suffix in suffixes} \
+    | CLIP_SUFFIXES
+"""A destination file's media type by its suffix, from imaging/vision.py's and clip_codec.py's tables."""
 IMAGE_SUFFIXES = tuple(MEDIA_TYPES)
+"""Every file the gallery reads: portraits and clips."""
+PORTRAIT_SUFFIXES = tuple(suffix for suffixes in SUFFIXES.values() for suffix in suffixes)
+"""The still pictures an operator may PUT (a clip is copied into the directory)."""
 UNREADABLE: Frame = np.zeros((0, 0, 3), dtype=np.uint8)
 Decode = Callable[[bytes], Awaitable[DecodedImage]]
 """Decodes a destination file at full size, within the service's decode budget."""
 READ_AT_ONCE = 4
 """Portraits decoded at once while loading: enough to keep the decode processes busy, few enough that the frames
 decoded before the pixel bound is checked stay a handful."""
-Read = tuple[str, Frame, bytes, "str | None"]
+Read = tuple[str, Frame, bytes, "str | None", "DecodedClip | None"]
+"""(name, the frame or a clip's first frame, the file, why it cannot be used, the clip)."""
+HEAD = 32
+"""Bytes of a file that say whether a WebP is animated."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,9 @@ class Destination:
     """The file as the operator gave it: the parent its results name in their content credentials."""
     info: DestinationInfo = NOT_SAID
     """The gallery index's title, order and swappable faces for it."""
+    clip: Clip | None = None
+    """A moving destination's frames and tracked faces (`frame` is its first frame, `faces` each tracked face where
+    it first appears)."""
 
     @property
     def media_type(self) -> str:
@@ -110,6 +123,11 @@ class Destination:
     def offered_faces(self) -> list[int]:
         """The 1-based faces people may swap into: all of them, unless the gallery index narrows them."""
         return [i for i in range(1, len(self.faces) + 1) if self.info.faces is None or i in self.info.faces]
+
+    @property
+    def pixels(self) -> int:
+        """Decoded pixels it holds (what SWAPAROONY_MAX_GALLERY_PIXELS bounds): every frame of a clip."""
+        return _pixels(self.frame, self.clip)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -144,20 +162,27 @@ class Gallery:
         each; the gallery is them and the destinations kept as they are. Where the watermark encoder is loaded, each
         frame is watermarked first, so every result made from it carries the mark."""
         read = await _read_within(paths, decode, max_bytes, kept, bounds)
-        frames = {name: frame for name, frame, _, reason in read if reason is None}
+        usable = [(name, clip.frames if clip else [frame]) for name, frame, _, reason, clip in read if reason is None]
+        frames = [frame for _, held in usable for frame in held]
         if (models_loaded or {}).get(rivagan.ROLE):  # marked before anything is cut from them
-            frames = dict(zip(frames, await rivagan.watermarked(list(frames.values()), models)))
-        files = {name: file for name, _, file, _ in read}
-        broken = [Destination(name, UNREADABLE, (), reason) for name, _, _, reason in read if reason is not None]
-        canvases = [letterbox(frame) for frame in frames.values()]
+            frames = await rivagan.watermarked(frames, models)
+        files = {name: file for name, _, file, _, _ in read}
+        clips = {name: clip for name, _, _, reason, clip in read if reason is None and clip is not None}
+        broken = [Destination(name, UNREADABLE, (), reason) for name, _, _, reason, _ in read if reason is not None]
+        canvases = [letterbox(frame) for frame in frames]
         detections = await models.run(DETECTOR, [canvas for canvas, _ in canvases]) if canvases else []
-        loaded = [
-            _destination(name, frame, files[name], faces_from_detections(found, scale))
-            for (name, frame), (_, scale), found in zip(frames.items(), canvases, detections)
-        ]
+        found = iter(zip(frames, [faces_from_detections(rows, scale) for (_, scale), rows in zip(canvases, detections)]))
+        loaded = []
+        for name, held in usable:
+            mine = [next(found) for _ in held]
+            if name in clips:
+                loaded.append(await asyncio.to_thread(_clip_destination, name, mine, clips[name], files[name]))
+            else:
+                loaded.append(_destination(name, mine[0][0], files[name], mine[0][1]))
         loaded = await _analysed(loaded, models, models_loaded or {})
         for destination in loaded + broken:
-            logger.info("destination %s: %d face(s)%s", destination.name, len(destination.faces),
+            moving = f", {len(destination.clip.frames)} frames" if destination.clip else ""
+            logger.info("destination %s: %d face(s)%s%s", destination.name, len(destination.faces), moving,
                         f" ({destination.reason})" if destination.reason else "")
         return cls(kept + loaded + broken, index)
 
@@ -209,36 +234,47 @@ async def _read_within(paths: list[Path], decode: Decode, max_bytes: int, kept: 
                        bounds: GalleryBounds) -> list[Read]:
     """Each file read in order, a few at a time; those past the portrait or pixel bound skipped with the reason."""
     room = bounds.max_destinations - sum(1 for destination in kept if destination.frame.size)
-    held = sum(pixels_of(destination.frame.shape) for destination in kept)
+    held = sum(destination.pixels for destination in kept)
     read: list[Read] = []
     waiting = list(paths)
     while waiting and room > 0:
         group, waiting = waiting[:min(READ_AT_ONCE, room)], waiting[min(READ_AT_ONCE, room):]
-        for name, frame, data, reason in await asyncio.gather(*(_read(path, decode, max_bytes) for path in group)):
-            pixels = pixels_of(frame.shape)
+        for name, frame, data, reason, clip in await asyncio.gather(*(_read(path, decode, max_bytes, bounds.clip)
+                                                                      for path in group)):
+            pixels = _pixels(frame, clip)
             if reason is None and held + pixels > bounds.max_pixels:
-                frame, data, reason = UNREADABLE, b"", bounds.pixel_reason(pixels, held)
+                frame, data, reason, clip = UNREADABLE, b"", bounds.pixel_reason(pixels, held), None
                 logger.warning("destination %s %s", name, reason)
             elif reason is None:
                 held, room = held + pixels, room - 1
-            read.append((name, frame, data, reason))
+            read.append((name, frame, data, reason, clip))
     for path in waiting:
         logger.warning("destination %s %s", path.name, bounds.count_reason())
-        read.append((path.name, UNREADABLE, b"", bounds.count_reason()))
+        read.append((path.name, UNREADABLE, b"", bounds.count_reason(), None))
     return read
 
 
-async def _read(path: Path, decode: Decode, max_bytes: int) -> Read:
-    """(name, frame, file, None), or (name, an empty frame, no bytes, why it cannot be used)."""
+def _pixels(frame: Frame, clip: Clip | DecodedClip | None) -> int:
+    """Decoded pixels held: every frame of a clip."""
+    return sum(pixels_of(f.shape) for f in clip.frames) if clip is not None else pixels_of(frame.shape)
+
+
+async def _read(path: Path, decode: Decode, max_bytes: int, bounds: ClipBounds) -> Read:
+    """(name, frame, file, None, clip or None), or (name, an empty frame, no bytes, why it cannot be used, None)."""
     try:
         data = await asyncio.to_thread(read_regular_file, path, max_bytes)
-        return path.name, (await decode(data)).frame, data, None
+        if moves(path.suffix.lower(), data[:HEAD]):
+            clip = await asyncio.to_thread(decode_clip, data, path.suffix.lower(), bounds)
+            return path.name, clip.frames[0], data, None, clip
+        return path.name, (await decode(data)).frame, data, None, None
     except OSError as exc:
         reason = f"cannot be read: {exc.strerror or type(exc).__name__}"
     except SwaparoonyError as exc:
         reason = f"cannot be read: {exc}"
+    except ClipRefused as exc:
+        reason = f"clip {exc}"
     logger.warning("destination %s skipped: %s", path, reason)
-    return path.name, UNREADABLE, b"", reason
+    return path.name, UNREADABLE, b"", reason, None
 
 
 def read_regular_file(path: Path, max_bytes: int) -> bytes:
@@ -262,21 +298,55 @@ def _destination(name: str, frame: Frame, file: bytes, faces: list[Face]) -> Des
     return Destination(name, frame, tuple(DestinationFace(face, _aligned(frame, face)) for face in faces), file=file)
 
 
+def _clip_destination(name: str, found: list[tuple[Frame, list[Face]]], decoded: DecodedClip,
+                      file: bytes) -> Destination:
+    """A clip with its faces tracked across frames, each aligned in every frame it is in."""
+    frames = [frame for frame, _ in found]
+    tracks = face_tracks([faces for _, faces in found])
+    if not tracks:
+        return Destination(name, frames[0], (), reason="no face found in any frame")
+    faces = tuple(tuple(DestinationFace(found[i][1][track[i]], _aligned(frames[i], found[i][1][track[i]]))
+                        if i in track else None for i in range(len(frames))) for track in tracks)
+    clip = Clip(tuple(frames), decoded.timing, faces, decoded.audio)
+    return Destination(name, frames[0], _first_seen(faces), file=file, clip=clip)
+
+
+def _first_seen(tracks: tuple[tuple[DestinationFace | None, ...], ...]) -> tuple[DestinationFace, ...]:
+    """Each tracked face where it first appears: what /destinations counts and a swap plan checks face ids against."""
+    return tuple(next(face for face in track if face is not None) for track in tracks)
+
+
+def _slots(destination: Destination) -> list[tuple[Frame, DestinationFace]]:
+    """Every face a destination holds with the frame it is in: a clip's in each of its frames."""
+    if destination.clip is None:
+        return [(destination.frame, face) for face in destination.faces]
+    clip = destination.clip
+    return [(clip.frames[i], face) for track in clip.faces for i, face in enumerate(track) if face is not None]
+
+
+def _refilled(destination: Destination, done: Iterator[DestinationFace]) -> Destination:
+    """The destination with its faces replaced, in _slots' order."""
+    if destination.clip is None:
+        return dataclasses.replace(destination, faces=tuple(next(done) for _ in destination.faces))
+    tracks = tuple(tuple(None if face is None else next(done) for face in track) for track in destination.clip.faces)
+    return dataclasses.replace(destination, faces=_first_seen(tracks), clip=dataclasses.replace(destination.clip,
+                                                                                                 faces=tracks))
+
+
 async def _analysed(destinations: list[Destination], models: ModelCalls, files: Loaded) -> list[Destination]:
     """The destinations with what their faces need for masks and enhancers, where those models are loaded: one
-    parser call and one occluder call for all their faces, and each face's enhancer view."""
-    faces = [face for destination in destinations for face in destination.faces]
-    if not faces:
+    parser call and one occluder call for all their faces (every frame's of a clip), and each face's enhancer view."""
+    slots = [slot for destination in destinations for slot in _slots(destination)]
+    if not slots:
         return destinations
-    crops = [face.at(MASK_SIZE).crop for face in faces]
-    labels = await models.run(face_parser.ROLE, crops) if files.get(face_parser.ROLE) else [None] * len(faces)
-    occlusion = await models.run(face_occluder.ROLE, crops) if files.get(face_occluder.ROLE) else [None] * len(faces)
-    views = [_enhancer_view(destination.frame, face) for destination in destinations for face in destination.faces] \
-        if files.get(face_enhancer.ROLE) else [None] * len(faces)
+    crops = [face.at(MASK_SIZE).crop for _, face in slots]
+    labels = await models.run(face_parser.ROLE, crops) if files.get(face_parser.ROLE) else [None] * len(slots)
+    occlusion = await models.run(face_occluder.ROLE, crops) if files.get(face_occluder.ROLE) else [None] * len(slots)
+    views = [_enhancer_view(frame, face) for frame, face in slots] if files.get(face_enhancer.ROLE) \
+        else [None] * len(slots)
     done = iter(dataclasses.replace(face, masks=FaceMasks(parsed, visible), enhancer_view=view)
-                for face, parsed, visible, view in zip(faces, labels, occlusion, views))
-    return [dataclasses.replace(destination, faces=tuple(next(done) for _ in destination.faces))
-            for destination in destinations]
+                for (_, face), parsed, visible, view in zip(slots, labels, occlusion, views))
+    return [_refilled(destination, done) for destination in destinations]
 
 
 def _enhancer_view(frame: Frame, face: DestinationFace) -> EnhancerView:
