@@ -19,6 +19,7 @@ from http_api.schemas import (
     answers_errors, similarity_header, swap_json, swap_options, upload_bytes,
 )
 from http_api.serving import Serving
+from http_api.task_store import task_progress
 from swaparoony.results_archive import results_archive
 from swaparoony.types import FaceSwapRequest, FaceSwapResult, ModelAnswers, ModelRun
 
@@ -89,35 +90,42 @@ class Swaparoony:
     async def __is_ready__(self) -> bool:
         return await serving.readiness() is None
 
-    @bentoml.api(route="/swap", input_spec=SWAP_INPUT, output_spec=SWAP_RESPONSE)
+    @bentoml.task(route="/swap", input_spec=SWAP_INPUT, output_spec=SWAP_RESPONSE)
     @answers_errors
     async def swap(self, **fields: Any) -> Response:
         """Swap a face of the upload (or several, with face_map) into every selected destination (all by default); the
-        pictures come as base64 JSON, each with how well the identity came through."""
-        outcome = await (await serving.engine()).swap(upload_bytes(fields["image"]), swap_options(fields))
+        pictures and clips come as base64 JSON, each with how well the identity came through. Also a task:
+        /swap/submit, then /swap/status (with progress) and /swap/get."""
+        outcome = await (await serving.engine()).swap(upload_bytes(fields["image"]), swap_options(fields),
+                                                      task_progress())
         return Response(swap_json(outcome), media_type="application/json")
 
-    @bentoml.api(route="/swap_image", input_spec=ONE_SWAP_INPUT, output_spec=PICTURE)
+    @bentoml.task(route="/swap_image", input_spec=ONE_SWAP_INPUT, output_spec=PICTURE)
     @answers_errors
     async def swap_image(self, **fields: Any) -> Response:
-        """Swap into one destination and get the picture itself, shown in Swagger UI; X-Identity-Similarity says how
-        well the identity came through."""
-        (result,) = (await (await serving.engine()).swap(upload_bytes(fields["image"]), swap_options(fields))).swapped
+        """Swap into one destination and get the picture itself, shown in Swagger UI; a clip destination gives the
+        clip. X-Identity-Similarity says how well the identity came through. Also a task (/swap_image/submit)."""
+        (result,) = (await (await serving.engine()).swap(upload_bytes(fields["image"]), swap_options(fields),
+                                                         task_progress())).swapped
         return Response(result.data, media_type=result.media_type, headers=similarity_header(result.identity_similarity))
 
-    @bentoml.api(route="/swap_zip", input_spec=SWAP_INPUT, output_spec=ARCHIVE)
+    @bentoml.task(route="/swap_zip", input_spec=SWAP_INPUT, output_spec=ARCHIVE)
     @answers_errors
     async def swap_zip(self, **fields: Any) -> Response:
-        """Like /swap, with the pictures as files in a ZIP archive (no base64): results.json lists them and the skipped."""
-        outcome = await (await serving.engine()).swap(upload_bytes(fields["image"]), swap_options(fields))
+        """Like /swap, with the pictures and clips as files in a ZIP archive (no base64): results.json lists them and
+        the skipped. Also a task (/swap_zip/submit)."""
+        outcome = await (await serving.engine()).swap(upload_bytes(fields["image"]), swap_options(fields),
+                                                      task_progress())
         return Response(results_archive(outcome), media_type="application/zip",
                         headers={"Content-Disposition": 'attachment; filename="swaparoony.zip"'})
 
-    @bentoml.api(route="/swap_sheet", input_spec=SWAP_INPUT, output_spec=PICTURE)
+    @bentoml.task(route="/swap_sheet", input_spec=SWAP_INPUT, output_spec=PICTURE)
     @answers_errors
     async def swap_sheet(self, **fields: Any) -> Response:
-        """Swap into every selected destination and get one contact sheet with each destination's name."""
-        sheet, lowest = await (await serving.engine()).swap_sheet(upload_bytes(fields["image"]), swap_options(fields))
+        """Swap into every selected destination and get one contact sheet with each destination's name. A clip shows
+        its first swapped frame. Also a task (/swap_sheet/submit)."""
+        sheet, lowest = await (await serving.engine()).swap_sheet(upload_bytes(fields["image"]), swap_options(fields),
+                                                                  task_progress())
         return Response(sheet.data, media_type=sheet.media_type, headers=similarity_header(lowest))
 
     @bentoml.api(route="/faces")

@@ -66,6 +66,9 @@ def parameters(max_upload_bytes: int, max_pixels: int, destinations: Sequence[st
                                   "repeat the field or give comma-separated names.", [first]),
         "destination": Parameter("The destination portrait to swap into (`POST /destinations` lists them).", first),
         "output_format": Parameter("The format of the returned picture(s).", "jpeg"),
+        "clip_format": Parameter("What a clip destination (`moving` in `POST /destinations`) comes back as: mp4 "
+                                 "(H.264 with the clip's sound), an animated webp (plays in this page) or gif, or "
+                                 "still (its first swapped frame, in output_format).", "mp4"),
         # No examples for the enhancer and masks: Swagger UI would fill them in, turning them on for every try.
         "enhancer": Parameter("A face enhancer that restores the swapped face (inswapper's 128-pixel face looks soft); "
                               "none by default. The list offers those installed; `swaparoony models pull --with KEY` "
@@ -132,6 +135,40 @@ ERROR_SCHEMA = {
     },
 }
 PICTURE_TYPES = ("image/jpeg", "image/png", "image/webp")
+CLIP_TYPES = ("video/mp4", "image/gif")
+CLIP_ROUTES = ("/swap_image", "/swap_image/get")
+"""The picture routes that answer a clip destination with the clip itself (a sheet shows its first swapped frame)."""
+TASK_STEPS = ("submit", "status", "get", "cancel")
+TASK_STATUS = {
+    "type": "object", "title": "TaskStatus", "required": ["task_id", "status"],
+    "properties": {
+        "task_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["in_progress", "completed", "failed", "canceled"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "executed_at": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
+        "progress": {"type": "object", "description": "Frames swapped of the frames the request makes (a picture is "
+                                                      "one; a clip each frame with a face), and its stage.",
+                     "properties": {"frames_done": {"type": "integer"}, "frames_total": {"type": "integer"},
+                                    "stage": {"type": "string", "enum": ["queued", "swapping", "encoding", "done"]}}},
+        "reason": {"type": "string", "description": "Why a failed task failed (a deadline)."},
+    },
+}
+"""What a task's status says (BentoML documents other status names than it answers with, and no progress)."""
+TASK_ERRORS: dict[str, dict[int, ErrorStatus]] = {
+    "status": {404: ErrorStatus("No such task here: never submitted, its answer already dropped "
+                                "(SWAPAROONY_TASK_RESULT_S), or it was taken by another replica.",
+                                {"error": "No task 1-5f0c...: it never existed, or its answer was dropped 600 s after "
+                                          "it ended (SWAPAROONY_TASK_RESULT_S).", "code": "task_not_found"})},
+    "get": {400: ErrorStatus("The task is still running, or it failed for a bad parameter.",
+                             {"error": "Task 1-5f0c... is still running: see its status.", "code": "task_running"}),
+            409: ErrorStatus("The task was cancelled.", {"error": "The task was cancelled.", "code": "task_cancelled"}),
+            504: ErrorStatus("The task ran past SWAPAROONY_TASK_DEADLINE_S and was stopped.",
+                             {"error": "The task ran past its 600-second deadline (SWAPAROONY_TASK_DEADLINE_S) and was "
+                                       "stopped.", "code": "task_deadline"})},
+    "submit": {429: ErrorStatus("This API worker holds SWAPAROONY_MAX_TASKS tasks; retry once some are done.",
+                                {"error": "This worker holds 32 tasks (SWAPAROONY_MAX_TASKS), running or with answers "
+                                          "not yet fetched; retry once some are done.", "code": "too_many_tasks"})},
+}
 INFRASTRUCTURE = {
     "/livez": ("Liveness probe", "200 while the process is alive."),
     "/healthz": ("Liveness probe (deprecated: use /livez)", "200 while the process is alive; kept for old probes."),
@@ -159,12 +196,21 @@ def public_document(generated: dict[str, Any], version: str, max_upload_bytes: i
     schemas["Error"] = ERROR_SCHEMA
     for schema in schemas.values():
         _fix_file_types(schema)
+    schemas.pop("TaskStatusResponse", None)
+    schemas["TaskStatus"] = TASK_STATUS
     explained = parameters(max_upload_bytes, max_pixels, destinations)
-    for path, item in doc.get("paths", {}).items():
+    paths = doc.get("paths", {})
+    for path in [path for path in paths if path.endswith("/retry")]:
+        del paths[path]  # answers only that a task's upload is not kept (README "Tasks")
+    for path, item in paths.items():
         for operation in item.values():
             _summarise(path, operation)
+        step = path.rpartition("/")[2]
+        if step in TASK_STEPS:
+            _task_step(path, item, step, path.rpartition("/")[0] in picture_routes,
+                       path.rpartition("/")[0] in archive_routes)
         operation = item.get("post")
-        if not operation or "x-bentoml-name" not in operation:
+        if not operation or "x-bentoml-name" not in operation or step in ("status", "get", "cancel"):
             continue
         body = operation.get("requestBody", {}).get("content", {})
         form = body.get("multipart/form-data")
@@ -173,10 +219,31 @@ def public_document(generated: dict[str, Any], version: str, max_upload_bytes: i
             _explain(form["schema"], explained, destinations)
         takes_upload = bool(form)
         operation["responses"] = {
-            "200": _success(operation["responses"].get("200", {}), path in picture_routes, path in archive_routes),
+            "200": _success(operation["responses"].get("200", {}), path in picture_routes, path in archive_routes,
+                            path in CLIP_ROUTES),
             **{str(status): _error(error) for status, error in ERRORS.items() if takes_upload or status in NO_UPLOAD},
+            **{str(status): _error(error) for status, error in TASK_ERRORS.get(step, {}).items()},
         }
     return doc
+
+
+def _task_step(path: str, item: dict[str, Any], step: str, picture: bool, archive: bool) -> None:
+    """A task route as it behaves here: its status with progress, its answer, its cancel."""
+    operation = next(iter(item.values()))
+    name = operation.get("x-bentoml-name", "").rpartition("_")[0] or path
+    operation["operationId"] = f"swaparoony__{name}_{step}"  # BentoML gives /cancel the id of /retry
+    status = {"description": "The task's status and progress.",
+              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskStatus"}}}}
+    if step == "submit":
+        operation["description"] = ("Submit the same fields as a task: answers at once with its task_id; then "
+                                    "status, get, cancel (README \"Tasks\").")
+        operation["summary"] = "Submit as a task"
+        operation["responses"]["200"] = status
+        return
+    errors = {**TASK_ERRORS["status"], **TASK_ERRORS.get(step, {})}
+    answer = _success(operation["responses"].get("200", {}), picture, archive, path in CLIP_ROUTES) \
+        if step == "get" else status
+    operation["responses"] = {"200": answer, **{str(code): _error(error) for code, error in errors.items()}}
 
 
 def _summarise(path: str, operation: dict[str, Any]) -> None:
@@ -222,7 +289,7 @@ def _explain(schema: dict[str, Any], explained: dict[str, Parameter], destinatio
             prop["items"] = {"type": "string", **({"enum": list(destinations)} if destinations else {})}
 
 
-def _success(generated: dict[str, Any], picture: bool, archive: bool = False) -> dict[str, Any]:
+def _success(generated: dict[str, Any], picture: bool, archive: bool = False, clips: bool = False) -> dict[str, Any]:
     """The 200 answer; a file is a media type without a schema (OpenAPI 3.1's way to say "these bytes"), because
     Swagger UI turns an image or ZIP schema into random bytes and shows them as the example."""
     if archive:
@@ -231,6 +298,12 @@ def _success(generated: dict[str, Any], picture: bool, archive: bool = False) ->
                 "content": {"application/zip": {}}}
     if not picture:
         return generated
+    if clips:
+        return {"description": "The picture itself, in the requested output_format (image/jpeg, image/png or "
+                               "image/webp), or a clip destination's clip in clip_format (video/mp4, image/webp or "
+                               "image/gif), carrying its Content Credentials; Swagger UI shows it once executed (an MP4 "
+                               "as a download link).",
+                "content": {media: {} for media in PICTURE_TYPES + CLIP_TYPES}}
     return {"description": "The picture itself, in the requested output_format (image/jpeg, image/png or image/webp), "
                            "carrying its Content Credentials; Swagger UI shows it once executed.",
             "content": {media: {} for media in PICTURE_TYPES}}

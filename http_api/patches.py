@@ -19,11 +19,16 @@ import shutil
 import tempfile
 from typing import Any
 
+import bentoml
 from _bentoml_impl import serde
+from _bentoml_impl.server import app as bentoml_app
+from _bentoml_impl.tasks import result as task_results
 from bentoml._internal.server.http import instruments
 from bentoml._internal.utils import circus as bentoml_circus
 from circus.arbiter import Arbiter as CircusArbiter
 from starlette.formparsers import MultiPartParser
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from uvicorn import config as uvicorn_config
 
 from swaparoony.settings import Settings
@@ -33,6 +38,8 @@ from .asgi import Receive, Scope, Send
 from .request_log import OneLineClientErrors
 from .request_parsing import FormLimits, StrictJSONSerde, StrictMultipartSerde
 from .route_labels import RouteLabels
+from .task_relay import RelayedTaskStore, ask
+from .task_store import Operation, TaskFull
 
 WRITTEN_AGAINST = {"bentoml": "1.4.39", "uvicorn": "0.55.0", "circus": "0.18.3", "starlette": "1.10.0"}
 DISTRIBUTION = {"circus": "kantoku"}  # BentoML's fork of circus, which pip installs under that name
@@ -52,6 +59,7 @@ def install(settings: Settings) -> None:
     bounded_metric_labels()
     strict_request_parsing(settings)
     one_line_client_errors()
+    in_memory_tasks(settings)
 
 
 def check_versions() -> None:
@@ -185,6 +193,67 @@ def strict_request_parsing(settings: Settings) -> None:
     table["multipart/form-data"] = bounded
     table["application/x-www-form-urlencoded"] = bounded
     table["application/json"] = StrictJSONSerde
+
+
+def in_memory_tasks(settings: Settings) -> None:
+    """Keep BentoML's tasks in the API worker's memory (http_api/task_store.py), never in its SQLite file.
+
+    Written against bentoml 1.4.39: the supervisor makes the file (server_on_deployment calls
+    Sqlite3Store.init_db) and each worker's app opens it (ServiceAppFactory.create_instance calls app.py's
+    Sqlite3Store); its submit_task stores the request body for /retry and runs the task as the submit response's
+    background (inside the submit request, so its middleware, deadline included, held on for the whole task); its
+    cancel_task only marks the row. Here init_db makes nothing, the app gets a RelayedTaskStore, and the task
+    routes are replaced: submit reads the body (within the upload limits) and starts the task apart from the
+    request, cancel stops it, /status, /get and /cancel reach the worker holding it, /retry says to submit again.
+    """
+    factory = bentoml_app.ServiceAppFactory
+    if getattr(factory.submit_task, "in_memory", False):
+        return
+
+    def memory_store(_: str) -> RelayedTaskStore:
+        owner = str(bentoml.server_context.worker_index or 0)
+        return RelayedTaskStore(settings.task_result_s, settings.task_deadline_s, settings.max_tasks, owner)
+
+    async def submit_task(self: Any, name: str, request: Request) -> Response:
+        await request.body()  # read now: the task parses it after this call has answered
+        try:
+            task_id = await self._result_store.new_entry(name, request)
+        except TaskFull as exc:
+            answer: Response = JSONResponse({"error": str(exc), "code": "too_many_tasks"}, status_code=429)
+        else:
+            self._result_store.start(task_id, self.api_endpoint_wrapper, request)
+            answer = JSONResponse({"task_id": task_id, "status": "in_progress"})
+        self._add_response_headers(answer)
+        return answer
+
+    def asked(operation: Operation) -> Any:
+        async def route(self: Any, request: Request) -> Response:
+            task_id = request.query_params.get("task_id")
+            answer: Response
+            if not task_id:
+                answer = JSONResponse({"error": "task_id is required", "code": "invalid_parameter"}, status_code=400)
+            else:
+                answer = (await ask(self._result_store, operation, task_id)).response()
+            self._add_response_headers(answer)
+            return answer
+        return route
+
+    async def retry_task(self: Any, request: Request) -> Response:
+        answer = JSONResponse({"error": "A task's upload is not kept (faces are personal data), so it cannot be "
+                                        "retried: submit the request again.", "code": "retry_not_offered"},
+                              status_code=400)
+        self._add_response_headers(answer)
+        return answer
+
+    setattr(submit_task, "in_memory", True)
+    setattr(submit_task, "replaces", factory.submit_task)  # for tests/test_patches.py
+    setattr(task_results.Sqlite3Store, "init_db", classmethod(lambda cls, db_file: None))
+    setattr(bentoml_app, "Sqlite3Store", memory_store)
+    setattr(factory, "submit_task", submit_task)
+    setattr(factory, "get_status", asked("status"))
+    setattr(factory, "get_result", asked("get"))
+    setattr(factory, "cancel_task", asked("cancel"))
+    setattr(factory, "retry_task", retry_task)
 
 
 def one_line_client_errors() -> None:

@@ -29,7 +29,7 @@ class Route:
     """Whether swaparoony_requests_total counts it by route (the APIs people call, not probes and documents)."""
 
 
-ROUTES = (
+ROUTES: tuple[Route, ...] = (
     Route("/swap", "json"),
     Route("/swap_image", "picture"),
     Route("/swap_zip", "archive"),
@@ -49,6 +49,10 @@ ROUTES = (
     Route("/", "document", access="open", counted=False),
     Route("/docs.json", "document", access="open", counted=False),
 )
+TASKS = ("/swap", "/swap_image", "/swap_zip", "/swap_sheet")
+"""The APIs also offered as BentoML tasks (service.py's @bentoml.task): submit, then status, get, cancel."""
+ROUTES += tuple(Route(f"{route.path}/{step}", route.answer if step == "get" else "json")
+                for route in ROUTES if route.path in TASKS for step in ("submit", "status", "get", "cancel", "retry"))
 BY_PATH = {route.path: route for route in ROUTES}
 OPEN_PATHS = frozenset(route.path for route in ROUTES if route.access == "open")
 OPEN_PREFIXES = ("/static_content/",)

@@ -71,6 +71,9 @@ def _boost(value: Any) -> int:
 PixelBoost = Annotated[int, AfterValidator(_boost), Field(strict=True, json_schema_extra={"enum": list(BOOST_SIZES)})]
 FaceMapText = Annotated[str | None, Field(max_length=400)]
 OutputFormat = Literal["jpeg", "png", "webp"]
+ClipFormat = Annotated[Literal["mp4", "webp", "gif", "still"], Field(
+    description="What a moving destination (a clip) comes back as: mp4 (H.264, with the clip's sound), an animated "
+                "webp or gif, or still: its first swapped frame as a picture in output_format")]
 
 
 def _names(value: Any) -> Any:
@@ -120,6 +123,7 @@ SWAP_OPTIONS: dict[str, Any] = {
     "source_face_id": (FaceId, 1),
     "destination_face_id": (DestinationFaceId, 1),
     "output_format": (OutputFormat, "jpeg"),
+    "clip_format": (ClipFormat, "mp4"),
     "pixel_boost": (PixelBoost, 128),
     "face_map": (FaceMapText, None),
     "color_match": (bool, False),
@@ -162,7 +166,10 @@ class SwappedImageOut(BaseModel):
     height: int
     identity_similarity: float | None = Field(description="The lowest identity_similarity of its faces")
     faces: list[PlacedFaceOut] = Field(description="Each face swapped into it: which upload face went into which "
-                                                   "destination face, and how well its identity came through")
+                                                   "destination face, and how well its identity came through (a "
+                                                   "clip's: its mean over the frames)")
+    frames: int = Field(1, description="1 for a picture; a clip's frame count")
+    duration_s: float | None = Field(None, description="How long a clip lasts; null for a picture")
 
 
 class SkippedOut(BaseModel):
@@ -200,13 +207,19 @@ class DestinationOut(BaseModel):
     reason: str | None = None
     title: str | None = Field(None, description="The display title from the gallery index (gallery.json), if any")
     swappable_faces: list[int] = Field(description="The destination_face_id values this portrait takes")
+    moving: bool = Field(False, description="Whether it is a clip (GIF, animated WebP, MP4, WebM): its faces are "
+                                            "tracked across frames, and a swap into it comes back as a clip")
+    frames: int = Field(1, description="1 for a portrait; a clip's frame count")
+    duration_s: float | None = Field(None, description="How long a clip lasts; null for a portrait")
 
     @classmethod
     def of(cls, destination: Destination) -> DestinationOut:
-        """How /destinations and the operator routes describe a portrait."""
+        """How /destinations and the operator routes describe a portrait or a clip."""
+        clip = destination.clip
         return cls(name=destination.name, width=destination.size[0], height=destination.size[1],
                    faces=len(destination.faces), reason=destination.reason, title=destination.info.title,
-                   swappable_faces=destination.offered_faces)
+                   swappable_faces=destination.offered_faces, moving=clip is not None,
+                   frames=len(clip.frames) if clip else 1, duration_s=round(clip.timing.seconds, 3) if clip else None)
 
 
 def error_response(exc: SwaparoonyError) -> JSONResponse:
@@ -260,7 +273,7 @@ def swap_options(fields: Mapping[str, Any]) -> SwapOptions:
     return SwapOptions(fields["source_face_id"], fields["destination_face_id"], destinations, fields["output_format"],
                        fields["pixel_boost"], parse_face_map(fields["face_map"]), fields["color_match"],
                        fields["enhancer"], fields["enhancer_blend"], fields["enhancer_weight"],
-                       _tuple(fields["mask"]), _tuple(fields["mask_regions"]))
+                       _tuple(fields["mask"]), _tuple(fields["mask_regions"]), fields["clip_format"])
 
 
 def _tuple(names: list[str] | None) -> tuple[str, ...] | None:

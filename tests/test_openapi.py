@@ -68,8 +68,11 @@ def test_every_real_error_status_is_documented_with_its_real_body(document: dict
         assert expected <= set(responses), path
         assert responses["503"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     assert set(document["components"]["schemas"]["Error"]["required"]) == {"error", "code"}
-    for path in ("/swap_image", "/swap_sheet", "/faces_image"):
+    for path in ("/swap_sheet", "/faces_image"):
         assert set(document["paths"][path]["post"]["responses"]["200"]["content"]) == {"image/jpeg", "image/png", "image/webp"}
+    clip_or_picture = {"image/jpeg", "image/png", "image/webp", "video/mp4", "image/gif"}
+    assert set(document["paths"]["/swap_image"]["post"]["responses"]["200"]["content"]) == clip_or_picture
+    assert set(document["paths"]["/swap_image/get"]["get"]["responses"]["200"]["content"]) == clip_or_picture
     assert set(document["paths"]["/swap_zip"]["post"]["responses"]["200"]["content"]) == {"application/zip"}
 
 

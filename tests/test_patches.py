@@ -38,6 +38,7 @@ from http_api.framing import FramingLimits, FramingProtocol
 from http_api.request_log import OneLineClientErrors
 from http_api.request_parsing import StrictJSONSerde, StrictMultipartSerde
 from http_api.route_labels import UNKNOWN
+from swaparoony.settings import Settings
 
 LIMITS = FramingLimits(header_timeout_s=0.3, max_request_line_bytes=256, max_header_line_bytes=256, max_headers=8,
                        max_header_bytes=1024, max_connections=2)
@@ -255,3 +256,30 @@ def test_bentoml_logs_answered_exceptions_on_the_filtered_logger() -> None:
     assert "logger.error(" in inspect.getsource(http_app.log_exception)
     patches.one_line_client_errors()
     assert any(isinstance(f, OneLineClientErrors) for f in logging.getLogger(OneLineClientErrors.logger_name).filters)
+
+
+def test_bentoml_keeps_tasks_in_the_sqlite_store_its_app_and_supervisor_name() -> None:
+    created = inspect.getsource(bentoml_app.ServiceAppFactory.create_instance)
+    assert "self._result_store = Sqlite3Store(store_path)" in created and "from ..tasks import Sqlite3Store" in inspect.getsource(bentoml_app)
+    assert "Sqlite3Store.init_db(result_file)" in inspect.getsource(bentoml_serving.server_on_deployment)
+    routes = inspect.getsource(bentoml_app.ServiceAppFactory.routes.fget)
+    for route in ("functools.partial(self.submit_task, name)", "self.get_status", "self.get_result", "self.retry_task",
+                  "self.cancel_task"):
+        assert route in routes, route
+    assert list(inspect.signature(bentoml_app.ServiceAppFactory.api_endpoint_wrapper).parameters) == ["self", "name", "request"]
+    # what the patched submit reads and calls on BentoML's app and store
+    submit = bentoml_app.ServiceAppFactory.submit_task
+    original = inspect.getsource(getattr(submit, "replaces", submit))
+    assert "await self._result_store.new_entry(name, request)" in original  # the store's role the patch keeps
+    assert "resp.background = BackgroundTask(self._run_task, task_id, name, request)" in original
+
+
+def test_the_patched_task_routes_keep_tasks_in_memory_and_make_no_file(tmp_path: Path) -> None:
+    patches.in_memory_tasks(Settings())
+    factory = bentoml_app.ServiceAppFactory
+    assert getattr(factory.submit_task, "in_memory", False)
+    bentoml_app_store = getattr(bentoml_app, "Sqlite3Store")
+    assert type(bentoml_app_store(str(tmp_path / "task_result.db"))).__name__ == "RelayedTaskStore"
+    from _bentoml_impl.tasks.result import Sqlite3Store
+    Sqlite3Store.init_db(str(tmp_path / "task_result.db"))
+    assert list(tmp_path.iterdir()) == []
