@@ -24,6 +24,7 @@ from _bentoml_impl.tasks.result import CompletedResultRow, ResultRow, ResultStat
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from swaparoony.imaging.decode_queue import CLIENT_KEY
 from swaparoony.progress import Progress
 
 logger = logging.getLogger("swaparoony")
@@ -62,6 +63,8 @@ class Entry:
 
     name: str
     created_at: datetime.datetime
+    client: str = ""
+    """Who submitted it (http_api/client_key.py): one client holds at most a quarter of the worker's tasks."""
     status: ResultStatus = ResultStatus.IN_PROGRESS
     executed_at: datetime.datetime | None = None
     completed_at: datetime.datetime | None = None
@@ -87,6 +90,8 @@ class MemoryTaskStore(ResultStore[Request, Response]):
         self.keep_s = keep_s
         self.deadline_s = deadline_s
         self.max_tasks = max_tasks
+        self.per_client = max(1, max_tasks // 4)
+        """Tasks one client may hold here, so that one client cannot take every slot."""
         self.owner = owner
         """Begins every task id this worker gives out, so another worker knows whom to ask (task_relay.py)."""
         self.entries: dict[str, Entry] = {}
@@ -121,11 +126,16 @@ class MemoryTaskStore(ResultStore[Request, Response]):
         return task_id.startswith(self.owner + "-")
 
     async def new_entry(self, name: str, input: Request) -> str:
+        client = CLIENT_KEY.get()
         if len(self.entries) >= self.max_tasks:
             raise TaskFull(f"This worker holds {self.max_tasks} tasks (SWAPAROONY_MAX_TASKS), running or with answers "
                            "not yet fetched; retry once some are done.")
+        if sum(entry.client == client for entry in self.entries.values()) >= self.per_client:
+            raise TaskFull(f"You hold {self.per_client} tasks on this worker (a quarter of SWAPAROONY_MAX_TASKS), "
+                           f"running or with answers kept for {self.keep_s:g} s after they end; retry once some are "
+                           "done.")
         task_id = f"{self.owner}-{uuid.uuid4().hex}"
-        self.entries[task_id] = Entry(name, _now())
+        self.entries[task_id] = Entry(name, _now(), client)
         return task_id
 
     def start(self, task_id: str, run: Run, request: Request) -> None:

@@ -277,3 +277,20 @@ def test_the_readmes_clip_and_task_examples_run_as_written(clip_server: Server, 
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert video_frames((tmp_path / "steady.mp4").read_bytes())[2] == ["h264", "aac"]
+
+
+def test_one_client_holds_at_most_a_quarter_of_a_workers_tasks(clip_server: Server) -> None:
+    worker = model_worker(clip_server)
+    os.kill(worker.pid, signal.SIGSTOP)  # the tasks stay running, so they stay held
+    upload = {"image": ("me.jpg", encode(upload_image()), "image/jpeg")}
+    try:
+        answers = [httpx.post(clip_server.url + "/swap/submit", files=upload, data={"destinations": "one_face.jpg"})
+                   for _ in range(17)]  # 8 a worker (a quarter of SWAPAROONY_MAX_TASKS=32), and two workers
+        refused = [answer.json() for answer in answers if answer.status_code == 429]
+        assert refused and all(r["code"] == "too_many_tasks" and "SWAPAROONY_MAX_TASKS" in r["error"] for r in refused)
+        assert {answer.status_code for answer in answers} == {200, 429}
+        for answer in answers:
+            if answer.status_code == 200:
+                httpx.put(clip_server.url + "/swap/cancel", params={"task_id": answer.json()["task_id"]})
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)

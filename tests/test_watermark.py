@@ -22,12 +22,15 @@ from PIL import Image
 from skimage import data as photos
 
 from conftest import REPO, Server, encode, start_server, stop_server, upload_image
-from generated_models import photo_gallery, real_watermark_files, write_models
+from generated_models import mp4_clip, photo_gallery, photo_portrait, real_watermark_files, write_models
+from swaparoony.imaging.clip_codec import ClipBounds, decode_clip, encode_clip
 from test_front_door import readme_block
 from swaparoony.models import rivagan
 from swaparoony.provenance.watermark import SERVICE_MARK
 
 PREDICT = "/v1/models/swaparoony-face-swap:predict"
+PHOTO_CLIP = [photo_portrait(photos.astronaut(), (640, 352), ((320 + 32 * (i // 3), 160),), 1.0) for i in range(6)]
+"""A clip made from a real photo (a watermark needs texture to hide in), its face stepping right once."""
 UPLOAD = encode(upload_image())
 ROUTES = [("/swap", fmt) for fmt in ("jpeg", "png", "webp")] + [("/swap_image", fmt) for fmt in ("jpeg", "png", "webp")]
 ROUTES += [("/swap_zip", "jpeg"), ("/swap_sheet", "jpeg"), ("/swap_sheet", "png"), ("/api/v1/swap", "jpeg"),
@@ -44,8 +47,10 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def marking(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Server]:
     """The service with its default watermark on, the real RivaGAN files and a gallery of photos."""
     workdir = tmp_path_factory.mktemp("watermarked")
+    destinations = photo_gallery(workdir / "destinations")
+    (destinations / "clip.mp4").write_bytes(mp4_clip(PHOTO_CLIP))
     running = start_server(workdir, {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_WATERMARK_OPERATOR": "7",
-                                     "SWAPAROONY_DESTINATIONS_DIR": str(photo_gallery(workdir / "destinations"))})
+                                     "SWAPAROONY_DESTINATIONS_DIR": str(destinations)})
     yield running
     stop_server(running.process)
 
@@ -77,7 +82,7 @@ def inspect(path: Path, models_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_every_route_and_format_carries_the_watermark(marking: Server, models_dir: Path, tmp_path: Path, route: str,
                                                       output_format: str) -> None:
     answered = pictures(marking, route, output_format)
-    assert len(answered) == (1 if route in ("/swap_image", "/swap_sheet") else 2)
+    assert len(answered) == (1 if route in ("/swap_image", "/swap_sheet") else 3)  # two photos and the clip
     for number, data in enumerate(answered):
         path = tmp_path / f"{number}.{output_format}"
         path.write_bytes(data)
@@ -125,6 +130,26 @@ def test_a_quality_75_copy_without_metadata_is_still_found(marking: Server, mode
     assert stripped.returncode == 3, stripped.stdout + stripped.stderr
     assert "Swaparoony watermark found; no Content Credentials (stripped or re-saved)" in stripped.stdout
     assert "operator 7" in stripped.stdout
+
+
+@pytest.mark.parametrize("clip_format", ["mp4", "webp", "gif"])
+def test_a_clip_carries_the_watermark_and_an_mp4_made_again_without_metadata_is_still_found(
+        marking: Server, models_dir: Path, tmp_path: Path, clip_format: str) -> None:
+    response = httpx.post(marking.url + "/swap_image", files={"image": ("selfie.jpg", UPLOAD, "image/jpeg")},
+                          data={"destination": "clip.mp4", "clip_format": clip_format}, timeout=120)
+    assert response.status_code == 200, response.text
+    served = tmp_path / f"served.{clip_format}"
+    served.write_bytes(response.content)
+    both = inspect(served, models_dir)
+    assert both.returncode == 0 and "Swaparoony watermark found" in both.stdout and "operator 7" in both.stdout, both.stdout
+    if clip_format == "mp4":  # decoded and encoded again, as a sharing app would: no XMP, no C2PA
+        clip = decode_clip(response.content, ".mp4", ClipBounds())
+        shared = tmp_path / "shared.mp4"
+        shared.write_bytes(encode_clip(clip.frames, clip.timing, "mp4", 75))
+        assert b"c2pa" not in shared.read_bytes() and b"Iptc4xmpExt" not in shared.read_bytes()
+        stripped = inspect(shared, models_dir)
+        assert stripped.returncode == 3, stripped.stdout + stripped.stderr
+        assert "operator 7" in stripped.stdout
 
 
 def real_photos() -> list[Path]:

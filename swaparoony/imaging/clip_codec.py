@@ -91,6 +91,19 @@ def moves(suffix: str, head: bytes) -> bool:
     return suffix == ".webp" and head[12:16] == b"VP8X" and len(head) > 20 and bool(head[20] & 0x02)
 
 
+def is_mp4(data: bytes) -> bool:
+    """Whether a file is an ISO media file (MP4, MOV): its first box is `ftyp`."""
+    return data[4:8] == b"ftyp"
+
+
+def first_frame(data: bytes) -> Frame:
+    """A video file's first frame (BGR), for reading its watermark."""
+    with av.open(io.BytesIO(data), "r") as container:
+        for frame in container.decode(video=0):
+            return cast(Frame, frame.to_ndarray(format="bgr24"))
+    raise ClipRefused("has no frames")
+
+
 def decode_clip(data: bytes, suffix: str, bounds: ClipBounds) -> DecodedClip:
     """Every frame, refusing the clip as soon as it is past a bound (before decoding what it says it holds)."""
     try:

@@ -14,6 +14,7 @@ The encoder is a role the model service loads (SWAPAROONY_WATERMARK=on); the dec
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from ..imaging.clip_codec import first_frame, is_mp4
 from ..provenance.watermark import SIDE, Reading, add_change, reading, small_copy
 from ..types import Frame
 from .family import BatchedModel, ModelFamily, OpenedModel, RunOptions
@@ -120,7 +122,11 @@ def read(picture: Path, models_dir: Path) -> Reading:
         raise FileNotFoundError(f"the watermark reader {path} is not installed: swaparoony models pull --with "
                                 f"{DECODER.key} --models-dir {models_dir}")
     session, layout = open_session(path, DECODER, (CPU,))
-    with Image.open(picture) as image:
-        rgb = np.asarray(image.convert("RGB"))
-    (logits,) = WatermarkDecoder(OpenedModel(session, layout, DECODER))([small_copy(np.ascontiguousarray(rgb[..., ::-1]))])
+    data = picture.read_bytes()
+    if is_mp4(data):  # a clip: every frame carries the mark
+        bgr = first_frame(data)
+    else:
+        with Image.open(io.BytesIO(data)) as image:
+            bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
+    (logits,) = WatermarkDecoder(OpenedModel(session, layout, DECODER))([small_copy(bgr)])
     return reading(logits)

@@ -11,6 +11,8 @@ from typing import Any
 import c2pa
 from PIL import Image
 
+from ..imaging.clip_codec import is_mp4
+
 from . import xmp_packet
 from .content_credentials import CLAIM_GENERATOR
 
@@ -59,9 +61,14 @@ class CredentialsReport:
 def read(path: Path, trust_anchors: bytes | None = None) -> CredentialsReport:
     """Both marks of the file at path; trust_anchors (PEM CA certificates) decide whether the signer is trusted."""
     data = path.read_bytes()
-    with Image.open(io.BytesIO(data)) as image:
-        media_type = Image.MIME.get(image.format or "", "application/octet-stream")
-        xmp = image.info.get("xmp") or image.info.get(xmp_packet.PNG_XMP_KEYWORD.decode())
+    if is_mp4(data):  # a swapped clip
+        media_type, xmp = "video/mp4", None
+    else:
+        with Image.open(io.BytesIO(data)) as image:
+            media_type = Image.MIME.get(image.format or "", "application/octet-stream")
+            xmp = image.info.get("xmp") or image.info.get(xmp_packet.PNG_XMP_KEYWORD.decode())
+    if not xmp and b"<?xpacket" in data:  # where Pillow does not read it: MP4's uuid box, GIF's extension
+        xmp = data[data.index(b"<?xpacket"):]
     store = _manifest_store(data, media_type, trust_anchors)
     active = store.get("manifests", {}).get(store.get("active_manifest", ""), {})
     statuses = store.get("validation_status") or []
