@@ -4,7 +4,7 @@
 #   inside the GPU image (image/build.sh puts this kit at /home/bentoml/bento/src; no network needed):
 #     kubectl exec -it <pod> -- bash /home/bentoml/bento/src/benchmarks/gpu.sh
 # It prints the providers, the NVIDIA driver and CUDA versions, model start-up time, swap milliseconds per face
-# against batch size, and requests/s at concurrency 1, 16 and 64. Each section has a time budget (SECONDS_*), so a slow
+# against batch size, requests/s at concurrency 1, 16 and 64, and a clip's swap by stage. Each section has a time budget (SECONDS_*), so a slow
 # node gets a cut-short section, said so, rather than a run past 8 minutes. GPU_STAGES=1 adds the per-request stages
 # (from a checkout only: they compare with insightface's pipeline, which the image does not carry).
 set -uo pipefail
@@ -50,6 +50,8 @@ section "swap ms per face against batch size" "${SECONDS_BATCHING:-80}" \
   "$PY" benchmarks/batching.py --sizes 1 4 16 32 --runs 5
 section "requests/s at concurrency 1/16/64, batching on (re-batched, item by item) and off" "${SECONDS_CONCURRENCY:-220}" \
   "$PY" benchmarks/concurrency.py --cost-faithful --levels 1 16 64 --seconds 8
+section "a 3-second 12 fps 640-pixel clip: its load and a swap into it by stage" "${SECONDS_CLIPS:-45}" \
+  "$PY" benchmarks/clips.py --cost-faithful --runs 2
 if [ "${GPU_STAGES:-0}" = 1 ] && [ -f pyproject.toml ]; then
   VENV=.venv-gpu RUNTIME=gpu make install-dev >/dev/null
   section "per-request stages, cost-faithful models" "${SECONDS_STAGES:-120}" "$PY" benchmarks/stages.py --cost-faithful

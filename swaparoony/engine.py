@@ -217,8 +217,7 @@ class SwapEngine:
         clips = [r for r in results if r.moving]
         made |= dict(zip([r.destination.name for r in clips],
                          await asyncio.gather(*(self._clip(r, options) for r in clips))))
-        made = {name: dataclasses.replace(image, faces=r.faces) for r in results
-                for name, image in [(r.destination.name, made[r.destination.name])]}
+        made = {r.destination.name: dataclasses.replace(made[r.destination.name], faces=r.faces) for r in results}
         marked = await self._marked([(made[r.destination.name].data, made[r.destination.name].media_type,
                                       Provenance(SWAPPED_CLIP if r.moving else SWAPPED,
                                                  view.outputs[r.destination.name].parent, self.watermarking))
@@ -298,12 +297,18 @@ class SwapEngine:
         """Each result as one picture: a portrait's JPEG spliced into its prepared one, anything else composed and
         encoded whole."""
         media_type = MEDIA_TYPES[options.output_format]
-        if options.output_format == "jpeg" and all(r.destination.clip is None for r in results):
-            encoded = await self._spliced_jpegs([(view.outputs[r.destination.name], r.still[1]) for r in results])
-        else:
-            encoded = await self._encoded(await self._composed(view, results), options.output_format)
-        return [SwappedImage(r.destination.name, data, media_type, *r.destination.size)
-                for r, data in zip(results, encoded)]
+        splices = [r.destination.clip is None and options.output_format == "jpeg" for r in results]
+        spliced = [r for r, splice in zip(results, splices) if splice]
+        whole = [r for r, splice in zip(results, splices) if not splice]
+        encoded: dict[str, bytes] = {}
+        if spliced:
+            encoded |= zip([r.destination.name for r in spliced], await self._spliced_jpegs(
+                [(view.outputs[r.destination.name], r.still[1]) for r in spliced]))
+        if whole:
+            encoded |= zip([r.destination.name for r in whole],
+                           await self._encoded(await self._composed(view, whole), options.output_format))
+        return [SwappedImage(r.destination.name, encoded[r.destination.name], media_type, *r.destination.size)
+                for r in results]
 
     async def _clip(self, result: Swapped, options: SwapOptions) -> SwappedImage:
         """A clip swapped in every frame, encoded with its timing (and sound, in MP4)."""

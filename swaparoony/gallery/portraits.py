@@ -1,4 +1,5 @@
-"""The destination portraits: decoded, detected and aligned once at start-up, then only read."""
+"""The destination portraits and clips: decoded, detected and aligned once at start-up (a clip's faces in every
+frame, followed across them), then only read."""
 
 from __future__ import annotations
 
@@ -157,8 +158,8 @@ class Gallery:
     async def load(cls, paths: list[Path], models: ModelCalls, decode: Decode, max_bytes: int,
                    kept: list[Destination], index: GalleryIndex | None = None,
                    bounds: GalleryBounds = GalleryBounds(), models_loaded: Loaded | None = None) -> Gallery:
-        """Read and decode these image files off the event loop, in order and within the bounds, and detect all their
-        faces in one batched call, then (where `models_loaded` has those models) parse and occlusion-mask them in one call
+        """Read and decode these files off the event loop, in order and within the bounds (a clip's every frame), and
+        detect all their faces in one batched call, follow each clip's faces across its frames, then (where `models_loaded` has those models) parse and occlusion-mask them in one call
         each; the gallery is them and the destinations kept as they are. Where the watermark encoder is loaded, each
         frame is watermarked first, so every result made from it carries the mark."""
         read = await _read_within(paths, decode, max_bytes, kept, bounds)
