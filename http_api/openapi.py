@@ -150,17 +150,17 @@ TASK_STATUS = {
                                                       "one; a clip each frame with a face), and its stage.",
                      "properties": {"frames_done": {"type": "integer"}, "frames_total": {"type": "integer"},
                                     "stage": {"type": "string", "enum": ["queued", "swapping", "encoding", "done"]}}},
-        "reason": {"type": "string", "description": "Why a failed task failed (a deadline)."},
+        "reason": {"type": "string", "description": "Why a failed task failed: its error's sentence, or the deadline."},
     },
 }
 """What a task's status says (BentoML documents other status names than it answers with, and no progress)."""
 TASK_ERRORS: dict[str, dict[int, ErrorStatus]] = {
     "status": {404: ErrorStatus("No such task here: never submitted, its answer already dropped "
                                 "(SWAPAROONY_TASK_RESULT_S), or it was taken by another replica.",
-                                {"error": "No task 1-5f0c...: it never existed, or its answer was dropped 600 s after "
-                                          "it ended (SWAPAROONY_TASK_RESULT_S).", "code": "task_not_found"})},
+                                {"error": "No such task: it never existed, or its answer was dropped 600 s after it "
+                                          "ended (SWAPAROONY_TASK_RESULT_S).", "code": "task_not_found"})},
     "get": {400: ErrorStatus("The task is still running, or it failed for a bad parameter.",
-                             {"error": "Task 1-5f0c... is still running: see its status.", "code": "task_running"}),
+                             {"error": "The task is still running: see its status.", "code": "task_running"}),
             409: ErrorStatus("The task was cancelled.", {"error": "The task was cancelled.", "code": "task_cancelled"}),
             504: ErrorStatus("The task ran past SWAPAROONY_TASK_DEADLINE_S and was stopped.",
                              {"error": "The task ran past its 600-second deadline (SWAPAROONY_TASK_DEADLINE_S) and was "

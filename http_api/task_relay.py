@@ -62,7 +62,7 @@ async def ask(store: MemoryTaskStore, operation: Operation, task_id: str) -> Ans
             return answer
     except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
         logger.warning("worker %s did not answer for its task: %s", owner, exc)
-        return _error(f"No task {task_id} on this replica: the worker that took it has gone, or the request reached "
+        return _error("No such task on this replica: the worker that took it has gone, or the request reached "
                       "another replica (see the README's \"Tasks\").", "task_not_found", 404)
 
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import contextvars
 import datetime
+import json
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
@@ -108,8 +109,8 @@ class MemoryTaskStore(ResultStore[Request, Response]):
         """What /status, /get or /cancel answer for a task this worker holds."""
         entry = self.entries.get(task_id)
         if entry is None:
-            return _error(f"No task {task_id}: it never existed, or its answer was dropped "
-                          f"{self.keep_s:g} s after it ended (SWAPAROONY_TASK_RESULT_S).", "task_not_found", 404)
+            return _error(f"No such task: it never existed, or its answer was dropped {self.keep_s:g} s after it ended "
+                          "(SWAPAROONY_TASK_RESULT_S).", "task_not_found", 404)
         if operation == "cancel":
             self.cancel(task_id)
             with contextlib.suppress(TimeoutError):  # a cancelled task ends at its next await: answer once it has
@@ -117,7 +118,7 @@ class MemoryTaskStore(ResultStore[Request, Response]):
                     await entry.ended.wait()
         if operation == "get":
             if entry.answer is None:
-                return _error(f"Task {task_id} is still running: see its status.", "task_running", 400)
+                return _error("The task is still running: see its status.", "task_running", 400)
             return entry.answer
         shown = (await self.get_status(task_id)).to_json() | {"progress": entry.progress.described()}
         return _json(shown | ({"reason": entry.reason} if entry.reason else {}))
@@ -167,8 +168,10 @@ class MemoryTaskStore(ResultStore[Request, Response]):
             body = getattr(response, "body", b"")
             if response.background is not None:
                 await response.background()  # closes the request's files
-            self._end(entry, ResultStatus.COMPLETED if response.status_code < 400 else ResultStatus.FAILED,
-                      Answer(response.status_code, bytes(body), list(response.raw_headers)))
+            failed = response.status_code >= 400
+            self._end(entry, ResultStatus.FAILED if failed else ResultStatus.COMPLETED,
+                      Answer(response.status_code, bytes(body), list(response.raw_headers)),
+                      _said(bytes(body)) if failed else None)
         entry.job = None
         logger.info("task %s (%s) %s", task_id, entry.name, entry.status.value)
         asyncio.get_running_loop().call_later(self.keep_s, self.entries.pop, task_id, None)
@@ -207,6 +210,15 @@ class MemoryTaskStore(ResultStore[Request, Response]):
     async def set_status(self, task_id: str, status: ResultStatus) -> None:
         if status is ResultStatus.CANCELED:
             self.cancel(task_id)
+
+
+def _said(body: bytes) -> str | None:
+    """The sentence an error answer gives (every API error is {"error", "code"}), for the failed task's status."""
+    try:
+        said = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return said if isinstance(said, str) else None
 
 
 def _error(message: str, code: str, status: int) -> Answer:

@@ -206,6 +206,12 @@ def test_curl_submits_a_clip_task_and_gets_the_clip_itself(clip_server: Server) 
     assert answer.headers["content-type"] == "video/mp4" and len(video_frames(answer.content)[0]) == 12
     retried = httpx.post(clip_server.url + "/swap_image/retry", params={"task_id": submitted["task_id"]})
     assert retried.status_code == 400 and retried.json()["code"] == "retry_not_offered"
+    broken = httpx.post(clip_server.url + "/swap_image/submit", data={"destination": "moving.gif"},
+                        files={"image": ("me.jpg", b"not a photo", "image/jpeg")}).json()
+    wait_for(lambda: status(clip_server, "/swap_image", broken["task_id"]).json()["status"] == "failed", "the task to fail")
+    assert "not an image" in status(clip_server, "/swap_image", broken["task_id"]).json()["reason"]
+    answer = httpx.get(clip_server.url + "/swap_image/get", params={"task_id": broken["task_id"]})
+    assert answer.status_code == 400 and answer.json()["code"] == "invalid_image"
 
 
 def model_worker(server: Server) -> psutil.Process:
