@@ -30,11 +30,15 @@ class SwapCost:
     """Destination faces swapped into, over all planned destinations."""
     destinations: int
     pixel_boost: int
+    clip_frames: int = 0
+    """Of the faces, those in clip frames (a clip's face counts once in every frame it is in)."""
 
     @classmethod
     def of(cls, planned: list[Planned], pixel_boost: int, clips_move: bool = True) -> SwapCost:
         """A plan's cost at its crop size; where clips move, a clip's face counts once in every frame it is in."""
-        return cls(sum(_faces(item, clips_move) for item in planned), len(planned), pixel_boost)
+        faces = [_faces(item, clips_move) for item in planned]
+        moving = sum(count for item, count in zip(planned, faces) if item.destination.clip is not None and clips_move)
+        return cls(sum(faces), len(planned), pixel_boost, moving)
 
     @property
     def tiles(self) -> int:
@@ -46,7 +50,8 @@ class SwapCost:
 
     def described(self) -> str:
         """The count in words: 2,048 swaps (32 faces in 8 destinations x 16 tiles at pixel_boost 512)."""
-        return (f"{_counted(self.swaps, 'swap')} ({_counted(self.faces, 'face')} in "
+        frames = f", {self.clip_frames:,} of them in clip frames," if self.clip_frames else ""
+        return (f"{_counted(self.swaps, 'swap')} ({_counted(self.faces, 'face')}{frames} in "
                 f"{_counted(self.destinations, 'destination')} x {_counted(self.tiles, 'tile')} at pixel_boost "
                 f"{self.pixel_boost})")
 
@@ -64,6 +69,8 @@ def refuse_past(cost: SwapCost, options: SwapOptions, limit: int) -> None:
         lower.append("fewer face_map pairs")
     elif options.destination_face_id == EVERY_FACE:
         lower.append("a destination_face_id instead of 0 (which means every face of each destination)")
+    if cost.clip_frames:
+        lower.append("clip_format=still (a clip's first swapped frame instead of every frame)")
     raise TooManySwaps(f"This request asks for {cost.described()}; the limit is {limit:,} per request. "
                        f"Ask for {_either(lower)}.")
 

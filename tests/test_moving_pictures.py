@@ -300,3 +300,15 @@ def test_one_client_holds_at_most_a_quarter_of_a_workers_tasks(clip_server: Serv
                 httpx.put(clip_server.url + "/swap/cancel", params={"task_id": answer.json()["task_id"]})
     finally:
         os.kill(worker.pid, signal.SIGCONT)
+
+
+def test_each_clip_frame_counts_against_the_swap_limit_and_the_refusal_says_what_to_lower(clip_server: Server) -> None:
+    files = {"image": ("me.jpg", encode(upload_image()), "image/jpeg")}
+    refused = httpx.post(clip_server.url + "/swap_image", files=files, timeout=120,
+                         data={"destination": "steady.mp4", "pixel_boost": "512"})  # 36 frames x 16 tiles = 576
+    assert refused.status_code == 422 and refused.json()["code"] == "too_many_swaps"
+    said = refused.json()["error"]
+    assert said.startswith("This request asks for 576 swaps (36 faces, 36 of them in clip frames, in 1 destination")
+    assert "clip_format=still" in said
+    still = swap(clip_server, "/swap_image", destination="steady.mp4", pixel_boost="512", clip_format="still")
+    assert still.headers["content-type"] == "image/jpeg"
