@@ -2,8 +2,10 @@
 
 BentoML's API workers share one listening socket, so a client's /status, /get or /cancel lands on any of them,
 while a task lives in the memory of the worker that took it (task_store.py). Each worker listens on an abstract
-Unix socket (no file, never outside the pod) named by its group (the supervisor's pid) and its index, which
-begins every task id it gives out; a worker asked about another's task passes the question on and its answer back.
+Unix socket (no file, never outside the pod) named by its group (a random name the supervisor makes and its workers
+inherit, so no other process can take the name first) and its index, which begins every task id it gives out; a
+worker asked about another's task passes the question on and its answer back, and answers only processes of its own
+user.
 Replicas do not share tasks: route a client to one replica (see the README's "Tasks").
 """
 
@@ -13,24 +15,37 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import socket
 import struct
 
 from .task_store import Answer, MemoryTaskStore, Operation, _error
 
 logger = logging.getLogger("swaparoony")
-TIMEOUT_S = 30.0
+TIMEOUT_S = 5.0
 """A worker's answer about its own task is a dictionary lookup; this only bounds a worker that hangs."""
+GROUP = "SWAPAROONY_TASK_RELAY"
+"""The environment variable naming this server's relay sockets."""
+PEER = struct.Struct("3i")
+"""SO_PEERCRED's answer: pid, uid, gid."""
 
 
-def address(owner: str, group: int | None = None) -> str:
+def relay_group() -> str:
+    """This server's relay name: made once by the first process to ask (the supervisor), inherited by its workers."""
+    return os.environ.setdefault(GROUP, secrets.token_hex(16))
+
+
+def address(owner: str) -> str:
     """The abstract socket of the worker whose task ids begin with `owner`."""
-    return f"\0swaparoony-tasks-{os.getppid() if group is None else group}-{owner}"
+    return f"\0swaparoony-tasks-{relay_group()}-{owner}"
 
 
 async def serve(store: MemoryTaskStore) -> asyncio.AbstractServer:
     """Answer the other workers' questions about this worker's tasks, until the server is closed."""
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not _same_user(writer.get_extra_info("socket")):
+            writer.close()
+            return
         try:
             operation, task_id = json.loads(await reader.readline())
             _write(writer, await store.answer(operation, task_id))
@@ -54,7 +69,7 @@ async def ask(store: MemoryTaskStore, operation: Operation, task_id: str) -> Ans
         return await store.answer(operation, task_id)  # not one of ours: not found
     try:
         async with asyncio.timeout(TIMEOUT_S):
-            reader, writer = await asyncio.open_unix_connection(sock=_connected(address(owner)))
+            reader, writer = await asyncio.open_unix_connection(sock=await _connected(address(owner)))
             writer.write(json.dumps([operation, task_id]).encode() + b"\n")
             await writer.drain()
             answer = await _read(reader)
@@ -66,16 +81,25 @@ async def ask(store: MemoryTaskStore, operation: Operation, task_id: str) -> Ans
                       "another replica (see the README's \"Tasks\").", "task_not_found", 404)
 
 
-def _connected(name: str) -> socket.socket:
-    """A socket connected to a local listener (at once, or refused), for the event loop to take over."""
+async def _connected(name: str) -> socket.socket:
+    """A socket connected to a local listener without blocking the event loop (a worker whose backlog is full makes a
+    blocking connect wait), for the event loop to take over."""
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.setblocking(False)
     try:
-        connection.connect(name)
-    except OSError:
+        await asyncio.get_running_loop().sock_connect(connection, name)
+    except BaseException:
         connection.close()
         raise
-    connection.setblocking(False)
     return connection
+
+
+def _same_user(connection: socket.socket | None) -> bool:
+    """Whether the process at the other end runs as this one's user (the relay answers no one else)."""
+    if connection is None:
+        return False
+    _, uid, _ = PEER.unpack(connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER.size))
+    return uid == os.getuid()
 
 
 def _write(writer: asyncio.StreamWriter, answer: Answer) -> None:

@@ -38,6 +38,8 @@ def task_progress() -> Progress | None:
     return PROGRESS.get()
 
 
+KEPT_PER_TASK = 4
+"""Answers already fetched are kept (for another look) up to this many times SWAPAROONY_MAX_TASKS, oldest dropped first."""
 CANCEL_WAIT_S = 5.0
 """How long /cancel waits for the task to stop before it answers with the status as it is."""
 Run = Callable[[str, Request], Coroutine[Any, Any, Response]]
@@ -71,6 +73,8 @@ class Entry:
     completed_at: datetime.datetime | None = None
     progress: Progress = field(default_factory=Progress)
     answer: Answer | None = None
+    fetched: bool = False
+    """Whether its answer was taken (GET .../get): kept for another look, no longer counted against the limits."""
     reason: str | None = None
     job: asyncio.Task[Response] | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
@@ -84,10 +88,10 @@ class TaskFull(RuntimeError):
     """This worker holds as many tasks as it may."""
 
 
-class MemoryTaskStore(ResultStore[Request, Response]):
+class MemoryTaskStore(ResultStore[Request | None, Response]):
     """This worker's tasks by id; a finished one is dropped `keep_s` after it ends."""
 
-    def __init__(self, keep_s: float, deadline_s: float, max_tasks: int, owner: str) -> None:
+    def __init__(self, keep_s: float, deadline_s: float, max_tasks: int, owner: str, max_running: int = 4) -> None:
         self.keep_s = keep_s
         self.deadline_s = deadline_s
         self.max_tasks = max_tasks
@@ -96,6 +100,8 @@ class MemoryTaskStore(ResultStore[Request, Response]):
         self.owner = owner
         """Begins every task id this worker gives out, so another worker knows whom to ask (task_relay.py)."""
         self.entries: dict[str, Entry] = {}
+        self.running = asyncio.Semaphore(max_running)
+        """Tasks that work at once; the others wait, queued (a task is not a request the admission middleware holds)."""
 
     async def __aenter__(self) -> MemoryTaskStore:
         return self
@@ -113,12 +119,14 @@ class MemoryTaskStore(ResultStore[Request, Response]):
                           "(SWAPAROONY_TASK_RESULT_S).", "task_not_found", 404)
         if operation == "cancel":
             self.cancel(task_id)
+            entry.fetched = True  # the client is done with it
             with contextlib.suppress(TimeoutError):  # a cancelled task ends at its next await: answer once it has
                 async with asyncio.timeout(CANCEL_WAIT_S):
                     await entry.ended.wait()
         if operation == "get":
             if entry.answer is None:
                 return _error("The task is still running: see its status.", "task_running", 400)
+            entry.fetched = True
             return entry.answer
         shown = (await self.get_status(task_id)).to_json() | {"progress": entry.progress.described()}
         return _json(shown | ({"reason": entry.reason} if entry.reason else {}))
@@ -126,15 +134,19 @@ class MemoryTaskStore(ResultStore[Request, Response]):
     def owns(self, task_id: str) -> bool:
         return task_id.startswith(self.owner + "-")
 
-    async def new_entry(self, name: str, input: Request) -> str:
+    async def new_entry(self, name: str, input: Request | None) -> str:
         client = CLIENT_KEY.get()
-        if len(self.entries) >= self.max_tasks:
+        held = [entry for entry in self.entries.values() if not entry.fetched]
+        if len(held) >= self.max_tasks:
             raise TaskFull(f"This worker holds {self.max_tasks} tasks (SWAPAROONY_MAX_TASKS), running or with answers "
                            "not yet fetched; retry once some are done.")
-        if sum(entry.client == client for entry in self.entries.values()) >= self.per_client:
+        if sum(entry.client == client for entry in held) >= self.per_client:
             raise TaskFull(f"You hold {self.per_client} tasks on this worker (a quarter of SWAPAROONY_MAX_TASKS), "
-                           f"running or with answers kept for {self.keep_s:g} s after they end; retry once some are "
+                           "running or with answers not yet fetched; fetch them (GET .../get) or retry once some are "
                            "done.")
+        fetched = [task_id for task_id, entry in self.entries.items() if entry.fetched]
+        for task_id in fetched[:len(self.entries) + 1 - KEPT_PER_TASK * self.max_tasks]:
+            del self.entries[task_id]  # the oldest answers already taken make room: memory stays bounded
         task_id = f"{self.owner}-{uuid.uuid4().hex}"
         self.entries[task_id] = Entry(name, _now(), client)
         return task_id
@@ -144,13 +156,18 @@ class MemoryTaskStore(ResultStore[Request, Response]):
         entry = self.entries[task_id]
         if entry.status is not ResultStatus.IN_PROGRESS:
             return  # cancelled before it started
-        entry.executed_at = _now()
         context = contextvars.copy_context()
         context.run(PROGRESS.set, entry.progress)
-        entry.job = asyncio.get_running_loop().create_task(run(entry.name, request), context=context)
+        entry.job = asyncio.get_running_loop().create_task(self._run(entry, run, request), context=context)
         asyncio.get_running_loop().create_task(self._finish(task_id, entry.job))
 
+    async def _run(self, entry: Entry, run: Run, request: Request) -> Response:
+        async with self.running:  # queued until one of the running slots is free
+            entry.executed_at = _now()
+            return await run(entry.name, request)
+
     async def _finish(self, task_id: str, job: asyncio.Task[Response]) -> None:
+        """Wait for the task within its deadline and keep its answer; whatever happens, it ends and is dropped later."""
         entry = self.entries[task_id]
         try:
             async with asyncio.timeout(self.deadline_s):
@@ -163,18 +180,21 @@ class MemoryTaskStore(ResultStore[Request, Response]):
             self._end(entry, ResultStatus.CANCELED, _error("The task was cancelled.", "task_cancelled", 409))
         except Exception:  # BentoML answers every API error itself; this is a bug, logged with its trace
             logger.exception("task %s failed", task_id)
-            self._end(entry, ResultStatus.FAILED, _error("The task failed; the server log says why.", "internal", 500))
         else:
-            body = getattr(response, "body", b"")
-            if response.background is not None:
-                await response.background()  # closes the request's files
+            body = bytes(getattr(response, "body", b""))
             failed = response.status_code >= 400
             self._end(entry, ResultStatus.FAILED if failed else ResultStatus.COMPLETED,
-                      Answer(response.status_code, bytes(body), list(response.raw_headers)),
-                      _said(bytes(body)) if failed else None)
-        entry.job = None
-        logger.info("task %s (%s) %s", task_id, entry.name, entry.status.value)
-        asyncio.get_running_loop().call_later(self.keep_s, self.entries.pop, task_id, None)
+                      Answer(response.status_code, body, list(response.raw_headers)), _said(body) if failed else None)
+            if response.background is not None:
+                with contextlib.suppress(Exception):
+                    await response.background()  # closes the request's files
+        finally:
+            if not entry.ended.is_set():
+                self._end(entry, ResultStatus.FAILED, _error("The task failed; the server log says why.", "internal",
+                                                             500))
+            entry.job = None
+            logger.info("task %s (%s) %s", task_id, entry.name, entry.status.value)
+            asyncio.get_running_loop().call_later(self.keep_s, self.entries.pop, task_id, None)
 
     def _end(self, entry: Entry, status: ResultStatus, answer: Answer, reason: str | None = None) -> None:
         entry.status, entry.answer, entry.reason, entry.completed_at = status, answer, reason, _now()
@@ -197,12 +217,12 @@ class MemoryTaskStore(ResultStore[Request, Response]):
         entry = self.entries[task_id]
         return ResultRow(task_id, entry.name, entry.status, entry.created_at, entry.executed_at)
 
-    async def get(self, task_id: str) -> CompletedResultRow[Request, Response]:
+    async def get(self, task_id: str) -> CompletedResultRow[Request | None, Response]:
         entry = self.entries[task_id]
         if entry.answer is None:
             raise RuntimeError(f"Task {task_id} is not completed")
-        return CompletedResultRow(task_id, entry.name, entry.status, entry.created_at, entry.executed_at, None,
-                                  entry.answer.response(), entry.completed_at)
+        return CompletedResultRow(task_id, entry.name, entry.status, entry.created_at, entry.executed_at,
+                                  None, entry.answer.response(), entry.completed_at)  # the upload is not kept
 
     async def set_result(self, task_id: str, result: Response, status: ResultStatus) -> None:
         raise NotImplementedError("tasks end through MemoryTaskStore.start")

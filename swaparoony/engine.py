@@ -214,9 +214,9 @@ class SwapEngine:
         progress.encoding()
         pictures = [r for r in results if not r.moving]
         made = dict(zip([r.destination.name for r in pictures], await self._pictures(view, pictures, options)))
-        clips = [r for r in results if r.moving]
-        made |= dict(zip([r.destination.name for r in clips],
-                         await asyncio.gather(*(self._clip(r, options) for r in clips))))
+        for result in results:  # one clip at a time: each holds its encoder's frames while it is made
+            if result.moving:
+                made[result.destination.name] = await self._clip(result, options)
         made = {r.destination.name: dataclasses.replace(made[r.destination.name], faces=r.faces) for r in results}
         marked = await self._marked([(made[r.destination.name].data, made[r.destination.name].media_type,
                                       Provenance(SWAPPED_CLIP if r.moving else SWAPPED,
@@ -231,7 +231,9 @@ class SwapEngine:
         skipped destinations as grey tiles, and the lowest identity similarity on it."""
         view = self.live.view
         still = dataclasses.replace(options, clip_format=STILL)
-        _, results, skipped = await self._swapped(view.gallery, upload, still, progress or Progress())
+        progress = progress or Progress()
+        _, results, skipped = await self._swapped(view.gallery, upload, still, progress)
+        progress.encoding()
         frames = await self._composed(view, results, label=False)
         tiles: dict[str, Frame | str] = {r.destination.name: frame for r, frame in zip(results, frames)}
         tiles |= {s.destination_name: s.reason for s in skipped}
@@ -315,16 +317,18 @@ class SwapEngine:
         clip, clip_format = result.destination.clip, options.clip_format
         if clip is None or clip_format == "still":
             raise ValueError("only a moving clip is encoded as one")
-        with timed(self.telemetry, "paste"):
-            frames = await asyncio.to_thread(clip.pasted, result.pastes, self.settings.visible_label)
-        with timed(self.telemetry, "encode"):
-            data = await asyncio.to_thread(encode_clip, frames, clip.timing, clip_format,
-                                           self.settings.jpeg_quality, result.destination.file if clip.audio else None)
+        pasting = [0.0]  # frames are pasted as the encoder takes them; their time is reported as the paste stage
+        frames = _timed_steps(clip.pasted(result.pastes, self.settings.visible_label), pasting)
+        started = time.perf_counter()
+        data = await asyncio.to_thread(encode_clip, frames, clip.timing, clip_format, self.settings.jpeg_quality,
+                                       result.destination.file if clip.audio else None)
+        self.telemetry.stage("paste", pasting[0])
+        self.telemetry.stage("encode", time.perf_counter() - started - pasting[0])
         width, height = result.destination.size
         if clip_format == "mp4":  # H.264 in 4:2:0 takes even sizes
             width, height = width + width % 2, height + height % 2
         return SwappedImage(result.destination.name, data, CLIP_MEDIA_TYPES[clip_format], width, height,
-                            frames=len(frames), duration_s=round(clip.timing.seconds, 3))
+                            frames=len(clip.frames), duration_s=round(clip.timing.seconds, 3))
 
     async def _measure_portrait(self, portrait: bytes) -> tuple[int, int]:
         """Faces and pixels of a portrait an operator is adding, decoded as a destination is."""
@@ -407,6 +411,17 @@ def _enhancement(options: SwapOptions, faces: list[DestinationFace]) -> Enhancem
         raise ServiceNotReady("The gallery was analysed before the enhancer was loaded; retry shortly.")
     return Enhancement(options.enhancer, options.enhancer_blend / 100, options.enhancer_weight,
                        [view.face for view in views], [view.from_crop[options.pixel_boost] for view in views])
+
+
+def _timed_steps(frames: Iterator[Frame], spent: list[float]) -> Iterator[Frame]:
+    """The frames, adding the time each took to make to spent[0]."""
+    while True:
+        started = time.perf_counter()
+        frame = next(frames, None)
+        spent[0] += time.perf_counter() - started
+        if frame is None:
+            return
+        yield frame
 
 
 def _targets(item: Planned, moving: bool) -> Iterator[tuple[FacePair, int, DestinationFace]]:

@@ -32,7 +32,7 @@ def test_timing_survives_every_output_format_and_an_odd_size_is_padded_for_h264(
     clip = decode_clip(gif_clip(FRAMES, [80, 120, 80, 120, 80, 300]), ".gif", ClipBounds())
     for clip_format, suffix in (("mp4", ".mp4"), ("webp", ".webp"), ("gif", ".gif")):
         again = decode_clip(encode_clip(clip.frames, clip.timing, clip_format, 90), suffix, ClipBounds())
-        assert again.timing.durations_ms == [80, 120, 80, 120, 80, 300], clip_format
+        assert again.timing.durations_ms() == [80, 120, 80, 120, 80, 300], clip_format
         assert len(again.frames) == 6
     assert decode_clip(encode_clip(clip.frames, clip.timing, "mp4", 90), ".mp4", ClipBounds()).frames[0].shape == (64, 82, 3)
 
@@ -47,3 +47,21 @@ def test_an_mp4s_sound_is_copied_and_a_still_webp_is_not_a_clip() -> None:
     animated = encode_clip(clip.frames, clip.timing, "webp", 90)
     assert moves(".webp", animated[:32])
     assert not moves(".webp", b"RIFF\x00\x00\x00\x00WEBPVP8 " + bytes(20)) and not moves(".png", b"")
+
+
+def test_frame_times_add_up_to_the_clips_length_and_a_fast_gif_is_at_most_50_fps() -> None:
+    thirty = decode_clip(mp4_clip([np.full((64, 64, 3), 8 * i, np.uint8) for i in range(30)], fps=30, sound=False),
+                         ".mp4", ClipBounds())
+    for clip_format, suffix, length in (("webp", ".webp", 1000), ("gif", ".gif", 1000)):
+        again = decode_clip(encode_clip(thirty.frames, thirty.timing, clip_format, 90), suffix, ClipBounds())
+        assert sum(again.timing.durations_ms()) == length, clip_format  # 33.3 ms each: not 30 x 30 or 30 x 33
+    sixty = decode_clip(mp4_clip([np.full((64, 64, 3), 4 * i, np.uint8) for i in range(60)], fps=60, sound=False),
+                        ".mp4", ClipBounds())
+    gif = decode_clip(encode_clip(sixty.frames, sixty.timing, "gif", 90), ".gif", ClipBounds())
+    assert set(gif.timing.durations_ms()) == {20}  # browsers show 10 ms as 100 ms; 20 ms plays at 50 fps
+
+
+def test_a_gif_declaring_a_huge_picture_is_refused_not_raised() -> None:
+    bomb = b"GIF89a" + (30000).to_bytes(2, "little") * 2 + b"\x00\x00\x00" + b",\x00\x00\x00\x000u0u\x00\x02\x02D\x01\x00;"
+    with pytest.raises(ClipRefused):
+        decode_clip(bomb, ".gif", ClipBounds())

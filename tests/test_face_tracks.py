@@ -33,3 +33,8 @@ def test_a_face_missing_for_a_few_frames_is_taken_up_again_and_a_newcomer_is_num
 def test_a_face_too_far_from_where_it_was_is_someone_else() -> None:
     tracks = face_tracks([[face(100)], [face(300)]])
     assert [sorted(track) for track in tracks] == [[0], [1]]
+
+
+def test_a_stranger_far_from_where_someone_left_is_not_given_their_number() -> None:
+    tracks = face_tracks([[face(100)], [face(100)], [face(100)], [], [], [], [], [], [face(450)]])
+    assert [sorted(track) for track in tracks] == [[0, 1, 2], [8]]

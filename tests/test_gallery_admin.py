@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import ADMIN_TOKEN, API_TOKEN, Server, encode, start_server, stop_server, upload_image, wait_for
+from conftest import ADMIN_TOKEN, API_TOKEN, Server, encode, pil_bytes, start_server, stop_server, upload_image, wait_for
 from generated_models import draw_faces
 
 OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -84,6 +85,8 @@ def test_the_operator_routes_refuse_without_the_operator_token(replicas: tuple[S
     (".hidden.jpg", PORTRAIT, 400),
     ("gallery.json", b"{}", 415),                   # the index is not a portrait
     ("logo.gif", b"GIF89a" + bytes(100), 415),
+    ("dance.webp", pil_bytes(Image.new("RGB", (64, 64)), "WEBP", save_all=True,  # animated: a clip, not a portrait
+                             append_images=[Image.new("RGB", (64, 64), "white")]), 415),
     ("named_png.png", PORTRAIT, 415),               # a JPEG under a PNG name
     ("blank.jpg", encode(np.full((400, 400, 3), 30, np.uint8)), 422),  # no face
     ("truncated.jpg", PORTRAIT[:300], 400),

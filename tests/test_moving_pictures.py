@@ -295,6 +295,10 @@ def test_one_client_holds_at_most_a_quarter_of_a_workers_tasks(clip_server: Serv
         refused = [answer.json() for answer in answers if answer.status_code == 429]
         assert refused and all(r["code"] == "too_many_tasks" and "SWAPAROONY_MAX_TASKS" in r["error"] for r in refused)
         assert {answer.status_code for answer in answers} == {200, 429}
+        accepted = [answer.json()["task_id"] for answer in answers if answer.status_code == 200]
+        waiting = [status(clip_server, "/swap", task_id).json() for task_id in accepted]
+        queued = [w for w in waiting if w["executed_at"] is None and w["progress"]["stage"] == "queued"]
+        assert len(accepted) >= 9 and queued  # one worker took 5 or more; a quarter of 16 active requests run at once
         for answer in answers:
             if answer.status_code == 200:
                 httpx.put(clip_server.url + "/swap/cancel", params={"task_id": answer.json()["task_id"]})

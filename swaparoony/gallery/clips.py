@@ -3,7 +3,7 @@ load exactly as a portrait's faces are (aligned at every pixel-boost size, masks
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,9 +35,11 @@ class Clip:
         """The frames this (1-based) face is in."""
         return [i for i, face in enumerate(self.faces[face_id - 1]) if face is not None]
 
-    def pasted(self, pastes: dict[int, list[tuple[Frame, PasteRegion]]], label: str | None) -> list[Frame]:
-        """Every frame, with its swapped faces pasted where it has any, and the label over each where it is on."""
-        return [self.frame(at, pastes.get(at, []), label) for at in range(len(self.frames))]
+    def pasted(self, pastes: dict[int, list[tuple[Frame, PasteRegion]]], label: str | None) -> Iterator[Frame]:
+        """Every frame, with its swapped faces pasted where it has any, and the label over each where it is on: made
+        one at a time as the encoder takes them, so a request never holds a second copy of the whole clip."""
+        for at in range(len(self.frames)):
+            yield self.frame(at, pastes.get(at, []), label)
 
     def frame(self, at: int, pastes: list[tuple[Frame, PasteRegion]], label: str | None) -> Frame:
         """One frame with these faces pasted (a copy; the clip's own frames are only read)."""

@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ..errors import BadRequest, GalleryNotWritable, NoFaceFound, UnknownDestination, UnsupportedImageFormat, UploadTooLarge
+from ..imaging.clip_codec import moves
 from .live import LiveGallery
-from .portraits import PORTRAIT_SUFFIXES, Destination
+from .portraits import HEAD, PORTRAIT_SUFFIXES, Destination
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,99}")
 """A plain file name: no directories, no leading dot (hidden and temporary files are never portraits)."""
@@ -84,6 +85,9 @@ def _check_format(name: str, data: bytes) -> None:
     if not data.startswith(SIGNATURES[suffix]) or riff_not_webp:
         raise UnsupportedImageFormat(f"The file is not a {suffix[1:].upper()} image, as its name {name!r} says; "
                                      "name it after its format.")
+    if moves(suffix, data[:HEAD]):
+        raise UnsupportedImageFormat("This WebP is animated: a clip, which the operator routes do not take (their bounds "
+                                     "are a portrait's); copy it into the destinations directory instead.")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

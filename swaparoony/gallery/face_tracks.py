@@ -11,7 +11,10 @@ from ..types import Face
 
 REACH = 1.0
 """How far a face may move from one frame to the next, in face widths, and still be the same face (over a gap of
-frames where it was not seen, that much per frame)."""
+frames where it was not seen, that much per frame, up to GAP_REACH)."""
+GAP_REACH = 2.0
+"""However long a face was gone, one that comes back further than this from where it left is someone else: two
+people stand at least a face width apart, and a face rarely crosses two of its widths unseen."""
 GAP = 12
 """Frames a face may be missing (not detected) and still be followed: a second at 12 fps."""
 Track = dict[int, int]
@@ -45,7 +48,7 @@ def _candidates(tracks: list[Track], per_frame: list[list[Face]], index: int,
         last = per_frame[seen][track[seen]]
         for position, face in enumerate(faces):
             distance = _moved(last, face)
-            if distance <= REACH * (index - seen):
+            if distance <= min(REACH * (index - seen), GAP_REACH):
                 found.append((distance, number, position))
     return found
 

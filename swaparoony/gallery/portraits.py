@@ -11,6 +11,7 @@ import stat
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -40,11 +41,15 @@ IMAGE_SUFFIXES = tuple(MEDIA_TYPES)
 PORTRAIT_SUFFIXES = tuple(suffix for suffixes in SUFFIXES.values() for suffix in suffixes)
 """The still pictures an operator may PUT (a clip is copied into the directory)."""
 UNREADABLE: Frame = np.zeros((0, 0, 3), dtype=np.uint8)
+T = TypeVar("T")
 Decode = Callable[[bytes], Awaitable[DecodedImage]]
 """Decodes a destination file at full size, within the service's decode budget."""
 READ_AT_ONCE = 4
 """Portraits decoded at once while loading: enough to keep the decode processes busy, few enough that the frames
-decoded before the pixel bound is checked stay a handful."""
+decoded before the pixel bound is checked stay a handful. A clip is decoded on its own."""
+LOAD_CHUNK = 64
+"""Items per model call while the gallery loads (frames to mark and search, faces to parse): a gallery of clips has
+thousands, and one call would hold them all in the model service at once."""
 Read = tuple[str, Frame, bytes, "str | None", "DecodedClip | None"]
 """(name, the frame or a clip's first frame, the file, why it cannot be used, the clip)."""
 HEAD = 32
@@ -166,12 +171,12 @@ class Gallery:
         usable = [(name, clip.frames if clip else [frame]) for name, frame, _, reason, clip in read if reason is None]
         frames = [frame for _, held in usable for frame in held]
         if (models_loaded or {}).get(rivagan.ROLE):  # marked before anything is cut from them
-            frames = await rivagan.watermarked(frames, models)
+            frames = [marked for part in _parts(frames) for marked in await rivagan.watermarked(part, models)]
         files = {name: file for name, _, file, _, _ in read}
         clips = {name: clip for name, _, _, reason, clip in read if reason is None and clip is not None}
         broken = [Destination(name, UNREADABLE, (), reason) for name, _, _, reason, _ in read if reason is not None]
         canvases = [letterbox(frame) for frame in frames]
-        detections = await models.run(DETECTOR, [canvas for canvas, _ in canvases]) if canvases else []
+        detections = await _run(models, DETECTOR, [canvas for canvas, _ in canvases])
         found = iter(zip(frames, [faces_from_detections(rows, scale) for (_, scale), rows in zip(canvases, detections)]))
         loaded = []
         for name, held in usable:
@@ -239,7 +244,10 @@ async def _read_within(paths: list[Path], decode: Decode, max_bytes: int, kept: 
     read: list[Read] = []
     waiting = list(paths)
     while waiting and room > 0:
-        group, waiting = waiting[:min(READ_AT_ONCE, room)], waiting[min(READ_AT_ONCE, room):]
+        size = min(READ_AT_ONCE, room)
+        at = next((i for i, path in enumerate(waiting[:size]) if path.suffix.lower() in CLIP_SUFFIXES), None)
+        size = size if at is None else max(at, 1)  # a clip alone: its frames are counted before the next is read
+        group, waiting = waiting[:size], waiting[size:]
         for name, frame, data, reason, clip in await asyncio.gather(*(_read(path, decode, max_bytes, bounds.clip)
                                                                       for path in group)):
             pixels = _pixels(frame, clip)
@@ -253,6 +261,16 @@ async def _read_within(paths: list[Path], decode: Decode, max_bytes: int, kept: 
         logger.warning("destination %s %s", path.name, bounds.count_reason())
         read.append((path.name, UNREADABLE, b"", bounds.count_reason(), None))
     return read
+
+
+def _parts(items: list[T]) -> list[list[T]]:
+    """The items in LOAD_CHUNK-sized model calls."""
+    return [items[start:start + LOAD_CHUNK] for start in range(0, len(items), LOAD_CHUNK)]
+
+
+async def _run(models: ModelCalls, role: str, items: list[Any]) -> list[Any]:
+    """A role's answers for many items, LOAD_CHUNK at a time."""
+    return [answer for part in _parts(items) for answer in await models.run(role, part)]
 
 
 def _pixels(frame: Frame, clip: Clip | DecodedClip | None) -> int:
@@ -341,8 +359,8 @@ async def _analysed(destinations: list[Destination], models: ModelCalls, files: 
     if not slots:
         return destinations
     crops = [face.at(MASK_SIZE).crop for _, face in slots]
-    labels = await models.run(face_parser.ROLE, crops) if files.get(face_parser.ROLE) else [None] * len(slots)
-    occlusion = await models.run(face_occluder.ROLE, crops) if files.get(face_occluder.ROLE) else [None] * len(slots)
+    labels = await _run(models, face_parser.ROLE, crops) if files.get(face_parser.ROLE) else [None] * len(slots)
+    occlusion = await _run(models, face_occluder.ROLE, crops) if files.get(face_occluder.ROLE) else [None] * len(slots)
     views = [_enhancer_view(frame, face) for frame, face in slots] if files.get(face_enhancer.ROLE) \
         else [None] * len(slots)
     done = iter(dataclasses.replace(face, masks=FaceMasks(parsed, visible), enhancer_view=view)

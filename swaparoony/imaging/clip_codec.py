@@ -8,7 +8,9 @@ reads and writes GIF and animated WebP, whose per-frame durations FFmpeg's reade
 from __future__ import annotations
 
 import io
+import itertools
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, cast
@@ -34,6 +36,9 @@ PILLOW_FORMATS = (".gif", ".webp")
 MILLISECONDS = Fraction(1, 1000)
 GIF_DEFAULT_MS = 100
 """A GIF frame that states no delay (0) is shown for 100 ms by browsers; it keeps that here."""
+GIF_STEP_MS, GIF_SHORTEST_MS = 10, 20
+"""GIF stores hundredths of a second, and browsers show a frame of 10 ms or less for 100 ms: a clip faster than
+50 fps comes out as a GIF at 50 fps (slower), never 5 times slower."""
 H264_QUALITY = {"crf": "20", "preset": "veryfast"}
 """Visually clean at booth sizes; veryfast: a 3-second 640-pixel clip encodes in a fraction of its swap's time."""
 
@@ -63,11 +68,12 @@ class Timing:
     def seconds(self) -> float:
         return float((self.end - self.starts[0]) * self.time_base)
 
-    @property
-    def durations_ms(self) -> list[int]:
-        """Each frame's display time in whole milliseconds (what GIF and WebP store)."""
-        edges = [*self.starts, self.end]
-        return [max(1, round(float((b - a) * self.time_base) * 1000)) for a, b in zip(edges, edges[1:])]
+    def durations_ms(self, step: int = 1, shortest: int = 1) -> list[int]:
+        """Each frame's display time in whole milliseconds (what GIF and WebP store): the differences of its edges
+        rounded to `step` ms, so that the times add up to the clip's length, and none under `shortest`."""
+        edges = [round(float((edge - self.starts[0]) * self.time_base) * 1000 / step) * step
+                 for edge in [*self.starts, self.end]]
+        return [max(shortest, after - before) for before, after in zip(edges, edges[1:])]
 
     @property
     def rate(self) -> Fraction:
@@ -110,7 +116,9 @@ def decode_clip(data: bytes, suffix: str, bounds: ClipBounds) -> DecodedClip:
         if suffix in PILLOW_FORMATS:
             return _pillow_clip(data, bounds)
         return _video_clip(data, bounds)
-    except (OSError, av.FFmpegError, PIL.UnidentifiedImageError, EOFError) as exc:
+    except ClipRefused:
+        raise
+    except Exception as exc:  # a decoder's any complaint (Pillow's DecompressionBombError is a bare Exception)
         raise ClipRefused(f"cannot be decoded: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
@@ -122,7 +130,7 @@ def _pillow_clip(data: bytes, bounds: ClipBounds) -> DecodedClip:
         for frame in PIL.ImageSequence.Iterator(image):
             frames.append(cast(Frame, cv2.cvtColor(np.asarray(frame.convert("RGB")), cv2.COLOR_RGB2BGR)))
             durations.append(int(frame.info.get("duration") or GIF_DEFAULT_MS))  # WebP's is set as a frame loads
-    starts = tuple(int(v) for v in np.cumsum([0, *durations[:-1]]))
+    starts = tuple(int(v) for v in np.cumsum([0, *durations[:-1]]))  # GIF and WebP start at 0
     timing = Timing(MILLISECONDS, starts, sum(durations))
     _check_seconds(timing, bounds)
     return DecodedClip(frames, timing)
@@ -153,7 +161,7 @@ def _video_clip(data: bytes, bounds: ClipBounds) -> DecodedClip:
         audio = bool(container.streams.audio)
     if not frames:
         raise ClipRefused("has no frames")
-    timing = Timing(time_base, tuple(s - starts[0] for s in starts), starts[-1] - starts[0] + last)
+    timing = Timing(time_base, tuple(starts), starts[-1] + last)  # as they were: the sound keeps its own times
     _check_seconds(timing, bounds)
     return DecodedClip(frames, timing, audio)
 
@@ -175,20 +183,23 @@ def _check_seconds(timing: Timing, bounds: ClipBounds) -> None:
                           "(SWAPAROONY_MAX_CLIP_SECONDS)")
 
 
-def encode_clip(frames: list[Frame], timing: Timing, clip_format: ClipFormat, quality: int,
+def encode_clip(frames: Iterable[Frame], timing: Timing, clip_format: ClipFormat, quality: int,
                 sound_from: bytes | None = None) -> bytes:
-    """The frames as a clip with the source's timing; MP4 copies the sound track of `sound_from` (the source file)."""
+    """The frames (taken one at a time, so a caller may make them as they go) as a clip with the source's timing;
+    MP4 copies the sound track of `sound_from` (the source file)."""
     try:
         if clip_format == "mp4":
-            return _mp4(frames, timing, sound_from)
-        return _pillow_animation(frames, timing, clip_format, quality)
+            return _mp4(iter(frames), timing, sound_from)
+        return _pillow_animation(iter(frames), timing, clip_format, quality)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise EncodeFailed(f"could not encode the clip as {clip_format}: {exc}") from exc
 
 
-def _mp4(frames: list[Frame], timing: Timing, sound_from: bytes | None) -> bytes:
+def _mp4(frames: Iterator[Frame], timing: Timing, sound_from: bytes | None) -> bytes:
     """H.264 (yuv420p, which every browser plays: an odd width or height is padded by one repeated pixel)."""
-    height, width = frames[0].shape[:2]
+    first = next(frames)
+    frames = itertools.chain([first], frames)
+    height, width = first.shape[:2]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as output:
         video = output.add_stream("libx264", rate=timing.rate, options=H264_QUALITY)
@@ -245,10 +256,15 @@ def _copy_sound(output: av.container.OutputContainer, sound: av.audio.stream.Aud
             output.mux(packet)
 
 
-def _pillow_animation(frames: list[Frame], timing: Timing, clip_format: ClipFormat, quality: int) -> bytes:
-    pictures = [PIL.Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)) for frame in frames]
+def _pillow_animation(frames: Iterator[Frame], timing: Timing, clip_format: ClipFormat, quality: int) -> bytes:
+    """Animated WebP (Pillow's writer wants the pictures as a list) or GIF (taken one at a time)."""
+    pictures = (PIL.Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)) for frame in frames)
+    first = next(pictures)
     buffer = io.BytesIO()
-    options = {"quality": quality} if clip_format == "webp" else {"optimize": False}
-    pictures[0].save(buffer, clip_format.upper(), save_all=True, append_images=pictures[1:],
-                     duration=timing.durations_ms, loop=0, **options)
+    if clip_format == "webp":
+        first.save(buffer, "WEBP", save_all=True, append_images=list(pictures), duration=timing.durations_ms(),
+                   loop=0, quality=quality)
+    else:
+        first.save(buffer, "GIF", save_all=True, append_images=pictures, loop=0, optimize=False,
+                   duration=timing.durations_ms(GIF_STEP_MS, GIF_SHORTEST_MS))
     return buffer.getvalue()
