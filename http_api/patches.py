@@ -38,7 +38,7 @@ from .asgi import Receive, Scope, Send
 from .request_log import OneLineClientErrors
 from .request_parsing import FormLimits, StrictJSONSerde, StrictMultipartSerde
 from .route_labels import RouteLabels
-from .task_relay import RelayedTaskStore, ask, relay_group
+from .task_relay import RelayedTaskStore, ask
 from .task_store import Operation, TaskFull
 
 WRITTEN_AGAINST = {"bentoml": "1.4.39", "uvicorn": "0.55.0", "circus": "0.18.3", "starlette": "1.10.0"}
@@ -209,7 +209,6 @@ def in_memory_tasks(settings: Settings) -> None:
     factory = bentoml_app.ServiceAppFactory
     if getattr(factory.submit_task, "in_memory", False):
         return
-    relay_group()  # in the supervisor: its workers, started after this, inherit the relay's name
 
     def memory_store(_: str) -> RelayedTaskStore:
         owner = str(bentoml.server_context.worker_index or 0)

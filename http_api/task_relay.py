@@ -2,10 +2,9 @@
 
 BentoML's API workers share one listening socket, so a client's /status, /get or /cancel lands on any of them,
 while a task lives in the memory of the worker that took it (task_store.py). Each worker listens on an abstract
-Unix socket (no file, never outside the pod) named by its group (a random name the supervisor makes and its workers
-inherit, so no other process can take the name first) and its index, which begins every task id it gives out; a
-worker asked about another's task passes the question on and its answer back, and answers only processes of its own
-user.
+Unix socket (no file, never outside the pod) named by its group (the supervisor's pid, every worker's parent) and its
+index, which begins every task id it gives out; a worker asked about another's task passes the question on and its
+answer back, and answers only processes of its own user.
 Replicas do not share tasks: route a client to one replica (see the README's "Tasks").
 """
 
@@ -15,7 +14,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import socket
 import struct
 
@@ -24,20 +22,13 @@ from .task_store import Answer, MemoryTaskStore, Operation, _error
 logger = logging.getLogger("swaparoony")
 TIMEOUT_S = 5.0
 """A worker's answer about its own task is a dictionary lookup; this only bounds a worker that hangs."""
-GROUP = "SWAPAROONY_TASK_RELAY"
-"""The environment variable naming this server's relay sockets."""
 PEER = struct.Struct("3i")
 """SO_PEERCRED's answer: pid, uid, gid."""
 
 
-def relay_group() -> str:
-    """This server's relay name: made once by the first process to ask (the supervisor), inherited by its workers."""
-    return os.environ.setdefault(GROUP, secrets.token_hex(16))
-
-
 def address(owner: str) -> str:
-    """The abstract socket of the worker whose task ids begin with `owner`."""
-    return f"\0swaparoony-tasks-{relay_group()}-{owner}"
+    """The abstract socket of the worker whose task ids begin with `owner`, among its parent's workers."""
+    return f"\0swaparoony-tasks-{os.getppid()}-{owner}"
 
 
 async def serve(store: MemoryTaskStore) -> asyncio.AbstractServer:
