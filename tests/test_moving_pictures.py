@@ -49,18 +49,23 @@ def clips_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     noise = np.random.default_rng(1)
     (directory / "too_long.gif").write_bytes(gif_clip([noise.integers(0, 255, (32, 32, 3), dtype=np.uint8)
                                                        for _ in range(41)], [50] * 41))
+    (directory / "too_slow.gif").write_bytes(gif_clip([noise.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                                                       for _ in range(2)], [3000, 3500]))
+    (directory / "too_big.gif").write_bytes(gif_clip([noise.integers(0, 255, (600, 600, 3), dtype=np.uint8)
+                                                      for _ in range(2)], [100, 100]))
     cv2.imwrite(str(directory / "one_face.jpg"), draw_faces((640, 640), [(320, 320)]))
     return directory
 
 
 @pytest.fixture(scope="module")
 def clip_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, clips_dir: Path) -> Iterator[Server]:
-    """Two API workers (a task's status may reach either), chunks of 24 swaps, clips of at most 40 frames, task answers
-    kept 2 s and a 5-second task deadline."""
+    """Two API workers (a task's status may reach either), chunks of 24 swaps, clips of at most 40 frames, 6 seconds and
+    300,000 pixels a frame, task answers kept 2 s and a 5-second task deadline."""
     running = start_server(tmp_path_factory.mktemp("clip_server"), {
         "SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(clips_dir),
         "SWAPAROONY_REBATCH": "on", "SWAPAROONY_API_WORKERS": "2", "SWAPAROONY_MAX_ACTIVE_SWAPS": "24",
-        "SWAPAROONY_MAX_CLIP_FRAMES": "40", "SWAPAROONY_TASK_RESULT_S": "2", "SWAPAROONY_TASK_DEADLINE_S": "5",
+        "SWAPAROONY_MAX_CLIP_FRAMES": "40", "SWAPAROONY_MAX_CLIP_SECONDS": "6", "SWAPAROONY_MAX_CLIP_FRAME_PIXELS": "300000",
+        "SWAPAROONY_TASK_RESULT_S": "2", "SWAPAROONY_TASK_DEADLINE_S": "5",
     })
     yield running
     stop_server(running.process)
@@ -94,6 +99,9 @@ def test_destinations_say_which_move_and_why_a_clip_is_left_out(clip_server: Ser
     assert (listed["one_face.jpg"]["moving"], listed["one_face.jpg"]["frames"]) == (False, 1)
     assert listed["broken.mp4"]["reason"].startswith("clip cannot be decoded")
     assert listed["too_long.gif"]["reason"] == "clip has more than 40 frames (SWAPAROONY_MAX_CLIP_FRAMES)"
+    assert listed["too_slow.gif"]["reason"] == "clip lasts 6.5 s, over the 6-second limit (SWAPAROONY_MAX_CLIP_SECONDS)"
+    assert listed["too_big.gif"]["reason"] == ("clip has 600x600 frames, over the 300,000-pixel limit per frame "
+                                               "(SWAPAROONY_MAX_CLIP_FRAME_PIXELS)")
 
 
 def test_a_moving_face_is_swapped_in_every_frame_it_is_in_and_only_there(clip_server: Server) -> None:
