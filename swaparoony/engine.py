@@ -217,12 +217,11 @@ class SwapEngine:
         for result in results:  # one clip at a time: each holds its encoder's frames while it is made
             if result.moving:
                 made[result.destination.name] = await self._clip(result, options)
-        made = {r.destination.name: dataclasses.replace(made[r.destination.name], faces=r.faces) for r in results}
         marked = await self._marked([(made[r.destination.name].data, made[r.destination.name].media_type,
                                       Provenance(SWAPPED_CLIP if r.moving else SWAPPED,
                                                  view.outputs[r.destination.name].parent, self.watermarking))
                                      for r in results])
-        return SwapOutcome(faces, [dataclasses.replace(made[r.destination.name], data=data)
+        return SwapOutcome(faces, [dataclasses.replace(made[r.destination.name], data=data, faces=r.faces)
                                    for r, data in zip(results, marked)], skipped)
 
     async def swap_sheet(self, upload: bytes, options: SwapOptions,
@@ -287,12 +286,13 @@ class SwapEngine:
     async def _swapped_in_chunks(self, request: FaceSwapRequest, progress: Progress) -> FaceSwapResult:
         """The request's swaps, one chunk after another, each holding its share of the worker's budget while the
         model service has it; once the task is cancelled (504) no further chunk is sent."""
-        results = []
+        results, returned = [], 0
         for chunk in chunked(request, self.chunk_swaps):
             async with self.work.share(swaps(chunk)):
                 (result,) = await self.models.swap_faces([chunk])
             results.append(result)
-            progress.swapped(sum(len(r.crops) for r in results))
+            returned += len(result.crops)
+            progress.swapped(returned)
         return joined(results)
 
     async def _pictures(self, view: GalleryView, results: list[Swapped], options: SwapOptions) -> list[SwappedImage]:
