@@ -1,5 +1,6 @@
-"""Several model workers (one per GPU on a multi-GPU node): each loads its own models and serves, and on SIGTERM
-each keeps serving until every API worker has drained."""
+"""Several model workers (one per GPU on a multi-GPU node) and several API workers: each model worker loads its own
+models and serves, API workers load none and share them, and on SIGTERM each model worker keeps serving until every
+API worker has drained."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def test_one_model_worker_per_visible_gpu_when_cuda_is_wanted() -> None:
     assert Settings.from_env({**gpu_node, "SWAPAROONY_MODEL_WORKERS": "2"}).model_workers == 2
 
 
-def test_two_model_workers_serve_and_both_drain_on_sigterm(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
+def test_two_api_workers_share_two_model_workers_and_both_drain_on_sigterm(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
     running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
                                       "SWAPAROONY_MODEL_WORKERS": "2", "SWAPAROONY_API_WORKERS": "2"})
     try:
@@ -38,8 +39,10 @@ def test_two_model_workers_serve_and_both_drain_on_sigterm(tmp_path: Path, model
 
         with ThreadPoolExecutor(4) as pool:
             assert list(pool.map(swap, range(8))) == [200] * 8
-        ready = re.findall(r"\[service:swaparoony-models:(\d+)\].*models ready", running.log())
-        assert sorted(ready) == ["1", "2"]  # each worker loaded its own copy
+        log = running.log()
+        assert "entry_service:swaparoony:1" in log and "entry_service:swaparoony:2" in log
+        ready = re.findall(r"\[(\S+):(\d+)\].*models ready", log)
+        assert sorted(ready) == [("service:swaparoony-models", "1"), ("service:swaparoony-models", "2")]  # no API worker
         os.kill(running.process.pid, signal.SIGTERM)
         assert running.process.wait(timeout=120) == 0
         drained = re.findall(r"\[service:swaparoony-models:(\d+)\].*model service: every API worker has drained", running.log())

@@ -240,20 +240,6 @@ def test_models_missing_starts_and_answers_503_saying_what_to_do(no_models_serve
     assert running.process.poll() is None  # still serving, no crash loop
 
 
-def test_several_api_workers_share_one_model_service(tmp_path: Path, models_dir: Path, gallery_dir: Path) -> None:
-    running = start_server(tmp_path, {"SWAPAROONY_MODELS_DIR": str(models_dir), "SWAPAROONY_DESTINATIONS_DIR": str(gallery_dir),
-                                      "SWAPAROONY_API_WORKERS": "2"})
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            statuses = list(pool.map(lambda _: post_swap(running).status_code, range(12)))
-        assert statuses == [200] * 12
-        log = running.log()
-        assert "entry_service:swaparoony:1" in log and "entry_service:swaparoony:2" in log
-        assert log.count("models ready") == 1  # one copy of the models, however many API workers
-    finally:
-        stop_server(running.process)
-
-
 def test_faces_image_boxes_and_numbers_each_face_where_faces_finds_it(server: Server) -> None:
     response = httpx.post(server.url + "/faces_image", files={"image": ("me.jpg", UPLOAD, "image/jpeg")}, timeout=60)
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
