@@ -23,14 +23,18 @@ from .schemas import DestinationOut, error_response
 
 PATH = "/destinations/{name}"
 TAG = "Gallery (operators)"
-NAME = PathParameter(description="The portrait's file name (JPEG, PNG or WebP; no folders)", examples=["booth_2026.jpg"])
+NAME = PathParameter(description="The file name: a JPEG, PNG or WebP portrait, or a GIF, animated WebP, MP4, MOV or WebM "
+                                 "clip; no folders", examples=["booth_2026.jpg"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": why, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     for status, why in {
-        400: "Not a usable file name, or not an image", 403: "The operator token is missing or wrong, or not configured",
+        400: "Not a usable file name, or a file that does not decode",
+        403: "The operator token is missing or wrong, or not configured",
         404: "No such destination (DELETE)", 409: "The destinations directory is read-only or full",
-        413: "Over the byte or pixel limit", 415: "Not JPEG, PNG or WebP, or not the format its name says",
-        422: "No face in the portrait (PUT), or too costly to decode", 503: "The models are not loaded",
+        413: "Over the byte or pixel limit, or a clip over a frame, second or frame-pixel limit",
+        415: "Not a portrait or clip format, or not the format its name says",
+        422: "No face in the portrait or in any frame of the clip (PUT), or too costly to decode",
+        503: "The models are not loaded",
     }.items()
 }
 
@@ -44,26 +48,27 @@ def gallery_admin(engine: Engine) -> APIRouter:
     """The operator routes; BearerTokenMiddleware lets only the operator token reach them."""
     router = APIRouter(tags=[TAG])
 
-    @router.put(PATH, summary="Add or replace a destination portrait (operators)", status_code=201,
+    @router.put(PATH, summary="Add or replace a destination portrait or clip (operators)", status_code=201,
                 response_model=DestinationOut,
                 responses={201: {"description": "Added, and analysed"},
                            200: {"model": DestinationOut, "description": "Replaced, and analysed again"}, **ERRORS})
-    async def put_destination(name: str = NAME, image: UploadFile = File(..., description="The portrait: a clearly visible face"),
+    async def put_destination(name: str = NAME,
+                              image: UploadFile = File(..., description="The portrait or clip: a clearly visible face"),
                               _: HTTPAuthorizationCredentials | None = Security(bearer)) -> Response:
-        """Writes the portrait into the destinations directory after checking it decodes within the upload limits and
-        has a face; the gallery reloads at once here and on every replica sharing the directory within its poll.
-        201 for a new portrait, 200 for a replaced one."""
+        """Writes the portrait or clip into the destinations directory after checking it decodes within the upload
+        limits (a clip also within SWAPAROONY_MAX_CLIP_*) and has a face; the gallery reloads at once here and on every
+        replica sharing the directory within its poll. 201 for a new file, 200 for a replaced one."""
         try:
             destination, new = await (await engine()).editor.put(name, await image.read())
         except SwaparoonyError as exc:
             return error_response(exc)
         return JSONResponse(DestinationOut.of(destination).model_dump(), status_code=201 if new else 200)
 
-    @router.delete(PATH, summary="Remove a destination portrait (operators)", status_code=204,
+    @router.delete(PATH, summary="Remove a destination portrait or clip (operators)", status_code=204,
                    response_class=Response, responses=ERRORS)
     async def delete_destination(name: str = NAME,
                                  _: HTTPAuthorizationCredentials | None = Security(bearer)) -> Response:
-        """Deletes the portrait's file; it leaves the gallery at once here and on other replicas within their poll."""
+        """Deletes the file; it leaves the gallery at once here and on other replicas within their poll."""
         try:
             await (await engine()).editor.remove(name)
         except SwaparoonyError as exc:

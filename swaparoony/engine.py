@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .errors import ServiceNotReady
+from .errors import ServiceNotReady, UndecodableImage, UploadTooLarge
 from .gallery.bounds import GalleryBounds
 from .gallery.editor import GalleryEditor
 from .face_map import FacePair
 from .gallery.live import GalleryView, LiveGallery
-from .gallery.portraits import Destination, DestinationFace, Gallery
+from .gallery.portraits import HEAD, Destination, DestinationFace, Gallery, measure_clip
 from .gallery.prepared_output import Paste, PreparedOutput, prepare
 from .imaging.decode_queue import DecodeQueue
-from .imaging.clip_codec import CLIP_MEDIA_TYPES, ClipBounds, encode_clip
+from .imaging.clip_codec import CLIP_MEDIA_TYPES, ClipBounds, ClipPastBound, ClipRefused, encode_clip, moves
 from .imaging.decoder_pool import DecoderPool
 from .imaging.face_geometry import align_matrix, crop_face
 from .imaging.face_masks import MaskChoice
@@ -154,7 +154,7 @@ class SwapEngine:
         self.upload_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels, UPLOAD_LONG_SIDE)
         self.destination_limits = DecodeLimits(settings.max_upload_bytes, settings.max_pixels)
         self._decoding = DecodeQueue(settings.decode_processes)  # waiters queue here, in turn by client, not in threads
-        self.editor = GalleryEditor(self.live, self._measure_portrait, settings.max_upload_bytes)
+        self.editor = GalleryEditor(self.live, self._measure, settings.max_upload_bytes)
         self.work = WorkBudget(settings.max_active_swaps)
         self.chunk_swaps = min(CHUNK_SWAPS, settings.max_active_swaps)
 
@@ -330,10 +330,17 @@ class SwapEngine:
         return SwappedImage(result.destination.name, data, CLIP_MEDIA_TYPES[clip_format], width, height,
                             frames=len(clip.frames), duration_s=round(clip.timing.seconds, 3))
 
-    async def _measure_portrait(self, portrait: bytes) -> tuple[int, int]:
-        """Faces and pixels of a portrait an operator is adding, decoded as a destination is."""
-        frame = (await self.decode(portrait, self.destination_limits)).frame
-        return len(await self._faces(frame)), frame.shape[0] * frame.shape[1]
+    async def _measure(self, data: bytes, suffix: str) -> tuple[int, int]:
+        """Faces and pixels of a portrait or clip an operator is adding, decoded as a destination is."""
+        if not moves(suffix, data[:HEAD]):
+            frame = (await self.decode(data, self.destination_limits)).frame
+            return len(await self._faces(frame)), frame.shape[0] * frame.shape[1]
+        try:
+            return await measure_clip(data, suffix, self.live.bounds.clip, self.models)
+        except ClipPastBound as exc:
+            raise UploadTooLarge(f"The clip {exc}.") from exc
+        except ClipRefused as exc:
+            raise UndecodableImage(f"The clip {exc}.") from exc
 
     def _prepare(self, destination: Destination) -> PreparedOutput:
         """A usable destination's JPEG in bands, labelled base and parent ingredient, made once per file."""

@@ -1,10 +1,12 @@
-"""Operators manage the gallery over the API, and two replicas sharing the directory converge; the gallery index
-orders, titles and restricts portraits."""
+"""Operators manage the gallery over the API (portraits and clips), and two replicas sharing the directory converge;
+the gallery index orders, titles and restricts portraits."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,12 +15,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ADMIN_TOKEN, API_TOKEN, Server, encode, pil_bytes, start_server, stop_server, upload_image, wait_for
-from generated_models import draw_faces
+from conftest import REPO, ADMIN_TOKEN, API_TOKEN, Server, encode, pil_bytes, start_server, stop_server, upload_image, wait_for
+from generated_models import draw_faces, gif_clip, moving_face_frames, mp4_clip
+from test_front_door import readme_block
 
 OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KIOSK = {"Authorization": f"Bearer {API_TOKEN}"}
 PORTRAIT = encode(draw_faces((640, 640), [(320, 320)]))
+CLIP = gif_clip(moving_face_frames(6), [100] * 6)
+"""Six frames of a drawn face moving right."""
+NOISE = np.random.default_rng(3)
 UPLOAD = encode(upload_image())
 
 
@@ -67,6 +73,30 @@ def test_an_operator_adds_and_removes_a_portrait_and_both_replicas_converge(repl
     assert not [p for p in directory.iterdir() if p.name.endswith(".partial")]  # nothing half-written left behind
 
 
+def test_an_operator_adds_a_clip_and_both_replicas_list_it_as_moving(replicas: tuple[Server, Server, Path]) -> None:
+    a, b, directory = replicas
+    added = put(a, "dance.gif", CLIP)
+    assert added.status_code == 201, added.text
+    assert added.json()["moving"] is True and added.json()["frames"] == 6 and added.json()["faces"] == 1
+    wait_for(lambda: listed(b).get("dance.gif", {}).get("faces") == 1, "the other replica to analyse the clip")
+    swapped = httpx.post(a.url + "/swap_image", files={"image": ("me.jpg", UPLOAD, "image/jpeg")},
+                         data={"destination": "dance.gif"}, headers=KIOSK, timeout=60)
+    assert swapped.status_code == 200 and swapped.headers["content-type"] == "video/mp4", swapped.text
+    assert httpx.delete(f"{a.url}/destinations/dance.gif", headers=OPERATOR, timeout=30).status_code == 204
+    wait_for(lambda: "dance.gif" not in listed(b), "the other replica to drop the clip")
+
+
+def test_the_readmes_operator_examples_add_and_remove_a_portrait_and_a_clip(replicas: tuple[Server, Server, Path]) -> None:
+    a, _, directory = replicas
+    script = readme_block("sh", "Bearer $ADMIN_TOKEN").replace("http://localhost:3000", a.url)
+    script = script.replace("curl ", "curl -sS -o /dev/null -w '%{http_code}\\n' ")
+    done = subprocess.run(["sh", "-euc", script], cwd=REPO, env={**os.environ, "ADMIN_TOKEN": ADMIN_TOKEN},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["201", "201", "204", "204"], done.stdout
+    assert not {"sponsor.png", "sponsor_zoom.mp4"} & {p.name for p in directory.iterdir()}
+
+
 def test_the_operator_routes_refuse_without_the_operator_token(replicas: tuple[Server, Server, Path]) -> None:
     a, b, directory = replicas
     closed = put(b, "x.jpg", headers={})
@@ -84,9 +114,13 @@ def test_the_operator_routes_refuse_without_the_operator_token(replicas: tuple[S
     ("..escape.jpg", PORTRAIT, 400),
     (".hidden.jpg", PORTRAIT, 400),
     ("gallery.json", b"{}", 415),                   # the index is not a portrait
-    ("logo.gif", b"GIF89a" + bytes(100), 415),
-    ("dance.webp", pil_bytes(Image.new("RGB", (64, 64)), "WEBP", save_all=True,  # animated: a clip, not a portrait
-                             append_images=[Image.new("RGB", (64, 64), "white")]), 415),
+    ("logo.gif", b"GIF89a" + bytes(100), 400),      # a GIF's signature, then nothing a decoder reads
+    ("dance.webp", pil_bytes(Image.new("RGB", (64, 64), (30, 30, 30)), "WEBP", save_all=True,  # a clip, no face
+                             append_images=[Image.new("RGB", (64, 64), (40, 40, 40))]), 422),
+    ("named_gif.mp4", CLIP, 415),                   # a GIF under an MP4 name
+    ("long.gif", gif_clip([NOISE.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(121)], [40] * 121), 413),
+    ("slow.gif", gif_clip([NOISE.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(2)], [6000] * 2), 413),
+    ("cut.mp4", mp4_clip(moving_face_frames(3), sound=False)[:2000], 400),
     ("named_png.png", PORTRAIT, 415),               # a JPEG under a PNG name
     ("blank.jpg", encode(np.full((400, 400, 3), 30, np.uint8)), 422),  # no face
     ("truncated.jpg", PORTRAIT[:300], 400),

@@ -38,8 +38,6 @@ MEDIA_TYPES = {suffix: FORMAT_MEDIA_TYPES[name] for name, suffixes in SUFFIXES.i
 """A destination file's media type by its suffix, from imaging/vision.py's and clip_codec.py's tables."""
 IMAGE_SUFFIXES = tuple(MEDIA_TYPES)
 """Every file the gallery reads: portraits and clips."""
-PORTRAIT_SUFFIXES = tuple(suffix for suffixes in SUFFIXES.values() for suffix in suffixes)
-"""The still pictures an operator may PUT (a clip is copied into the directory)."""
 UNREADABLE: Frame = np.zeros((0, 0, 3), dtype=np.uint8)
 T = TypeVar("T")
 Decode = Callable[[bytes], Awaitable[DecodedImage]]
@@ -261,6 +259,18 @@ async def _read_within(paths: list[Path], decode: Decode, max_bytes: int, kept: 
         logger.warning("destination %s %s", path.name, bounds.count_reason())
         read.append((path.name, UNREADABLE, b"", bounds.count_reason(), None))
     return read
+
+
+async def measure_clip(data: bytes, suffix: str, bounds: ClipBounds, models: ModelCalls) -> tuple[int, int]:
+    """The most faces in any frame and the pixels of every frame of a clip an operator is adding, decoded and detected
+    as a load does (the load after the write follows the faces and marks the frames); raises ClipRefused."""
+    clip = await asyncio.to_thread(decode_clip, data, suffix, bounds)
+    most = 0
+    for part in _parts(clip.frames):
+        canvases = await asyncio.to_thread(lambda frames: [letterbox(frame) for frame in frames], part)
+        detections = await models.run(DETECTOR, [canvas for canvas, _ in canvases])
+        most = max(most, *(len(faces_from_detections(rows, scale)) for (_, scale), rows in zip(canvases, detections)))
+    return most, _pixels(clip.frames[0], clip)
 
 
 def _parts(items: list[T]) -> list[list[T]]:

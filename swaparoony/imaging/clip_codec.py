@@ -47,6 +47,10 @@ class ClipRefused(ValueError):
     """A clip the gallery cannot take, and why (a person reads it in /destinations)."""
 
 
+class ClipPastBound(ClipRefused):
+    """A readable clip past one of the SWAPAROONY_MAX_CLIP_* bounds (an operator's PUT answers 413 for it)."""
+
+
 @dataclass(frozen=True)
 class ClipBounds:
     """What one gallery clip may hold: frames, seconds, pixels per frame (SWAPAROONY_MAX_CLIP_*)."""
@@ -145,7 +149,7 @@ def _video_clip(data: bytes, bounds: ClipBounds) -> DecodedClip:
         if stream.frames:
             _check_frames(stream.frames, bounds)
         if container.duration and container.duration / av.time_base > bounds.max_seconds:
-            raise ClipRefused(f"lasts {container.duration / av.time_base:.1f} s, over the {bounds.max_seconds:g}-second "
+            raise ClipPastBound(f"lasts {container.duration / av.time_base:.1f} s, over the {bounds.max_seconds:g}-second "
                               "limit (SWAPAROONY_MAX_CLIP_SECONDS)")
         time_base = stream.time_base or MILLISECONDS
         frames: list[Frame] = []
@@ -168,18 +172,18 @@ def _video_clip(data: bytes, bounds: ClipBounds) -> DecodedClip:
 
 def _check_size(width: int, height: int, bounds: ClipBounds) -> None:
     if width * height > bounds.max_frame_pixels:
-        raise ClipRefused(f"has {width}x{height} frames, over the {bounds.max_frame_pixels:,}-pixel limit per frame "
+        raise ClipPastBound(f"has {width}x{height} frames, over the {bounds.max_frame_pixels:,}-pixel limit per frame "
                           "(SWAPAROONY_MAX_CLIP_FRAME_PIXELS)")
 
 
 def _check_frames(count: int, bounds: ClipBounds) -> None:
     if count > bounds.max_frames:
-        raise ClipRefused(f"has more than {bounds.max_frames:,} frames (SWAPAROONY_MAX_CLIP_FRAMES)")
+        raise ClipPastBound(f"has more than {bounds.max_frames:,} frames (SWAPAROONY_MAX_CLIP_FRAMES)")
 
 
 def _check_seconds(timing: Timing, bounds: ClipBounds) -> None:
     if timing.seconds > bounds.max_seconds:
-        raise ClipRefused(f"lasts {timing.seconds:.1f} s, over the {bounds.max_seconds:g}-second limit "
+        raise ClipPastBound(f"lasts {timing.seconds:.1f} s, over the {bounds.max_seconds:g}-second limit "
                           "(SWAPAROONY_MAX_CLIP_SECONDS)")
 
 
