@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import Server, encode, start_server, stop_server, wait_for
-from generated_models import draw_faces
+from generated_models import draw_faces, gif_clip, moving_face_frames
 
 ADMIN_TOKEN = "operator-token-for-bound-tests"
 OPERATOR = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -49,6 +49,15 @@ def test_a_put_past_the_pixel_bound_is_409_and_nothing_is_written(bounded: tuple
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "gallery_full" and "3,000,000" in refused.json()["error"]
     assert not (directory / "large.jpg").exists() and "large.jpg" not in listed(server)
+
+
+def test_a_clip_put_counts_every_frame_against_the_pixel_bound(bounded: tuple[Server, Path]) -> None:
+    server, directory = bounded
+    clip = gif_clip(moving_face_frames(6), [100] * 6)  # 1,351,680 pixels in all; room for 832,000, one frame 225,280
+    refused = put(server, "dance.gif", clip)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "gallery_full" and "3,000,000" in refused.json()["error"]
+    assert not (directory / "dance.gif").exists() and "dance.gif" not in listed(server)
 
 
 def test_a_put_past_the_portrait_bound_is_409_until_one_is_removed(bounded: tuple[Server, Path]) -> None:
