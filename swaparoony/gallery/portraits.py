@@ -173,9 +173,7 @@ class Gallery:
         files = {name: file for name, _, file, _, _ in read}
         clips = {name: clip for name, _, _, reason, clip in read if reason is None and clip is not None}
         broken = [Destination(name, UNREADABLE, (), reason) for name, _, _, reason, _ in read if reason is not None]
-        canvases = [letterbox(frame) for frame in frames]
-        detections = await _run(models, DETECTOR, [canvas for canvas, _ in canvases])
-        found = iter(zip(frames, [faces_from_detections(rows, scale) for (_, scale), rows in zip(canvases, detections)]))
+        found = iter(zip(frames, await _faces_in(frames, models)))
         loaded = []
         for name, held in usable:
             mine = [next(found) for _ in held]
@@ -265,12 +263,18 @@ async def measure_clip(data: bytes, suffix: str, bounds: ClipBounds, models: Mod
     """The most faces in any frame and the pixels of every frame of a clip an operator is adding, decoded and detected
     as a load does (the load after the write follows the faces and marks the frames); raises ClipRefused."""
     clip = await asyncio.to_thread(decode_clip, data, suffix, bounds)
-    most = 0
-    for part in _parts(clip.frames):
-        canvases = await asyncio.to_thread(lambda frames: [letterbox(frame) for frame in frames], part)
+    return max(len(faces) for faces in await _faces_in(clip.frames, models)), _pixels(clip.frames[0], clip)
+
+
+async def _faces_in(frames: list[Frame], models: ModelCalls) -> list[list[Face]]:
+    """Every frame's faces: LOAD_CHUNK frames a detector call, each chunk letterboxed off the event loop (so a long
+    clip holds one chunk of canvases at a time)."""
+    found: list[list[Face]] = []
+    for part in _parts(frames):
+        canvases = await asyncio.to_thread(lambda chunk: [letterbox(frame) for frame in chunk], part)
         detections = await models.run(DETECTOR, [canvas for canvas, _ in canvases])
-        most = max(most, *(len(faces_from_detections(rows, scale)) for (_, scale), rows in zip(canvases, detections)))
-    return most, _pixels(clip.frames[0], clip)
+        found += [faces_from_detections(rows, scale) for (_, scale), rows in zip(canvases, detections)]
+    return found
 
 
 def _parts(items: list[T]) -> list[list[T]]:
